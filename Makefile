@@ -1,0 +1,65 @@
+# The two commands of the README: `make book` and `make test`.
+# Both create (or reuse) the virtual environment .venv and install what they need on first use.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+MATHJAX_VERSION := 3.2.2
+MATHJAX := book/_mathjax/mathjax/tex-svg.js
+JB_FLAGS := --config book/_config.yml --toc book/_toc.yml --path-output book -W -n --keep-going
+export JAX_PLATFORMS ?= cpu
+export PYDEVD_DISABLE_FILE_VALIDATION := 1
+
+.PHONY: book test lint chapter expected clean-book benchmarks help chromium
+
+help:
+	@echo "make book        build the book (executes every chapter, standard profile) -> book/_build/html/index.html"
+	@echo "make test        lint + unit tests + every chapter in the quick profile + browser test"
+	@echo "make chapter NB=chapters/03_heatmap.ipynb PROFILE=quick   run one chapter with papermill"
+	@echo "make expected PROFILE=quick   re-run the chapters and store their numbers as the expected values"
+	@echo "make benchmarks  run every benchmark script (quick settings)"
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[book,test]"
+	touch $(STAMP)
+
+# MathJax comes from the npm registry at build time (never from a CDN, never committed).
+$(MATHJAX):
+	rm -rf book/_mathjax && mkdir -p book/_mathjax
+	cd book/_mathjax && npm pack --silent mathjax@$(MATHJAX_VERSION) >/dev/null \
+	  && tar xzf mathjax-$(MATHJAX_VERSION).tgz && mv package/es5 mathjax && rm -rf package mathjax-*.tgz
+
+book: $(STAMP) $(MATHJAX)
+	$(BIN)/jupyter-book build . $(JB_FLAGS)
+	@echo "open book/_build/html/index.html"
+
+clean-book:
+	rm -rf book/_build
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check posekit tests benchmarks
+
+# The browser test needs Chromium (Debian package `chromium`); install it when it is missing and we may.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	    else echo "install Chromium first: sudo apt-get install chromium"; exit 1; fi; }
+
+test: $(STAMP) $(MATHJAX) chromium
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q -ra
+
+PROFILE ?= quick
+chapter: $(STAMP)
+	@test -n "$(NB)" || (echo "usage: make chapter NB=chapters/NN_name.ipynb [PROFILE=quick]"; exit 2)
+	$(BIN)/papermill $(NB) $(basename $(NB)).$(PROFILE).out.ipynb -p PROFILE $(PROFILE) --cwd chapters
+
+expected: $(STAMP)
+	$(BIN)/python -m tests.refresh_expected --profile $(PROFILE)
+
+benchmarks: $(STAMP)
+	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b --quick || exit 1; done

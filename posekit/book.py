@@ -1,0 +1,155 @@
+"""Chapter plumbing: profiles, seeds, caches and recorded results.
+
+Every chapter starts with::
+
+    ctx = posekit.setup("03_heatmap", PROFILE, SEED)
+
+and reports its key numbers with ``posekit.record(name, value)``: the value is
+written to ``<results dir>/<chapter>.<profile>.json`` (read by the regression
+tests) and glued with myst-nb so the prose shows the same number.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from posekit.io import atomic_write_json
+
+PROFILES = ("quick", "standard", "full")
+
+
+@dataclass
+class Context:
+    chapter: str
+    profile: str
+    seed: int
+    results_path: Path
+
+    def pick(self, **by_profile):
+        """The value for this chapter's profile: ``ctx.pick(quick=300, standard=3000, full=30000)``."""
+        return pick(self.profile, **by_profile)
+
+
+_CTX: Context | None = None
+
+
+def check_profile(profile: str) -> str:
+    if profile not in PROFILES:
+        raise ValueError(f"PROFILE must be one of {PROFILES}, got {profile!r}")
+    return profile
+
+
+def pick(profile: str, **by_profile):
+    """Select a setting by profile name; every profile must be given."""
+    check_profile(profile)
+    missing = [p for p in PROFILES if p not in by_profile]
+    unknown = [k for k in by_profile if k not in PROFILES]
+    if missing or unknown:
+        raise ValueError(f"pick() needs exactly {PROFILES}; missing {missing}, unknown {unknown}")
+    return by_profile[profile]
+
+
+def repo_root() -> Path | None:
+    """The source checkout this posekit was imported from, if any."""
+    root = Path(__file__).resolve().parent.parent
+    return root if (root / "pyproject.toml").exists() else None
+
+
+def cache_dir(*parts: str) -> Path:
+    """A cache folder: $POSEKIT_CACHE, else <repo>/.cache, else ~/.cache/posekit."""
+    base = os.environ.get("POSEKIT_CACHE")
+    if base:
+        root = Path(base)
+    elif repo_root() is not None:
+        root = repo_root() / ".cache"
+    else:
+        root = Path.home() / ".cache" / "posekit"
+    path = root.joinpath(*parts)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def results_dir() -> Path:
+    """Where chapters write their recorded numbers: $POSEKIT_RESULTS, else <cache>/results."""
+    env = os.environ.get("POSEKIT_RESULTS")
+    path = Path(env) if env else cache_dir("results")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def enable_compilation_cache() -> None:
+    """Turn on JAX's persistent compilation cache (a second run skips most compiles)."""
+    try:
+        import jax
+    except ImportError:  # chapters without models do not need jax
+        return
+    jax.config.update("jax_compilation_cache_dir", str(cache_dir("jax")))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+
+
+def setup(chapter: str, profile: str, seed: int) -> Context:
+    """Start a chapter: check the profile, seed numpy/random, enable caches, set plot style."""
+    global _CTX
+    check_profile(profile)
+    if not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"SEED must be an int, got {seed!r}")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    enable_compilation_cache()
+    from posekit import viz
+
+    viz.set_style()
+    path = results_dir() / f"{chapter}.{profile}.json"
+    _CTX = Context(chapter, profile, int(seed), path)
+    atomic_write_json(path, {"chapter": chapter, "profile": profile, "seed": int(seed), "values": {}})
+    return _CTX
+
+
+def _plain(value):
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        return float(value)
+    if isinstance(value, (bool, int, str)):
+        return value
+    if hasattr(value, "item") and getattr(value, "size", None) == 1:  # 0-d numpy/jax arrays
+        return _plain(value.item())
+    raise TypeError(f"record() takes a number or string, got {type(value).__name__}")
+
+
+def record(name: str, value, *, tol: float | None = None, display: bool = False):
+    """Record a chapter's key number and glue it for the prose.
+
+    Args:
+      name: identifier, also the myst-nb glue key (``{glue:text}`name:.3f```).
+      value: a number (or a short string).
+      tol: absolute tolerance the regression tests allow for this number. None means
+        exact for ints and strings and 1e-6 relative for floats (deterministic code).
+    Returns the value, so ``acc = record("acc", compute())`` reads naturally.
+    """
+    if _CTX is None:
+        raise RuntimeError("call posekit.setup(chapter, PROFILE, SEED) before posekit.record()")
+    plain = _plain(value)
+    data = json.loads(_CTX.results_path.read_text())
+    data["values"][name] = {"value": plain, "tol": tol}
+    atomic_write_json(_CTX.results_path, data)
+    glue(name, plain, display=display)
+    return value
+
+
+def glue(name: str, value, display: bool = False) -> None:
+    """myst-nb glue when running inside a notebook build; a no-op elsewhere."""
+    try:
+        from IPython import get_ipython
+        from myst_nb import glue as _glue
+    except ImportError:
+        return
+    if get_ipython() is not None:
+        _glue(name, value, display=display)

@@ -1,0 +1,150 @@
+"""The book builds from the quick-profile chapters with no Sphinx warning, and reads right in a real browser."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.harness import ROOT, chapters
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+MATHJAX = ROOT / "book" / "_mathjax" / "mathjax" / "tex-svg.js"
+
+
+@pytest.fixture(scope="module")
+def built_book(run_chapter, tmp_path_factory):
+    """Build the book (execution off) from the chapters the harness executed in the quick profile."""
+    if not MATHJAX.exists():
+        pytest.fail(f"{MATHJAX} is missing: `make test` fetches MathJax from the npm registry first")
+    src = tmp_path_factory.mktemp("booksrc")
+    shutil.copytree(ROOT / "book", src / "book", ignore=shutil.ignore_patterns("_build"))
+    (src / "chapters").mkdir()
+    for nb in chapters():
+        executed, _, _ = run_chapter(nb, "quick")
+        shutil.copy(executed, src / "chapters" / nb.name)
+    config = yaml.safe_load((src / "book" / "_config.yml").read_text())
+    config["execute"]["execute_notebooks"] = "off"
+    (src / "book" / "_config.yml").write_text(yaml.safe_dump(config))
+    jb = Path(sys.executable).with_name("jupyter-book")
+    cmd = [str(jb), "build", str(src), "--config", str(src / "book/_config.yml"), "--toc",
+           str(src / "book/_toc.yml"), "--path-output", str(src / "book"), "-W", "-n", "--keep-going"]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=src)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f"jupyter-book build failed (warnings are errors):\n{log[-6000:]}"
+    html = src / "book" / "_build" / "html"
+    assert (html / "index.html").exists()
+    return html
+
+
+def test_book_has_every_chapter_and_its_download(built_book):
+    for nb in chapters():
+        assert (built_book / "chapters" / f"{nb.stem}.html").exists(), f"{nb.stem}.html missing from the book"
+        assert (built_book / "_sources" / "chapters" / nb.name).exists(), f"no .ipynb download for {nb.name}"
+
+
+def test_no_page_loads_anything_from_a_cdn(built_book):
+    for page in built_book.rglob("*.html"):
+        text = page.read_text(errors="replace")
+        for cdn in ("cdn.jsdelivr.net", "cdnjs.cloudflare.com", "mathjax.org/mathjax", "polyfill.io"):
+            assert f'src="https://{cdn}' not in text, f"{page.name} loads a script from {cdn}"
+
+
+@pytest.fixture(scope="module")
+def server(built_book):
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(built_book))
+    handler.log_message = lambda *a, **k: None
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if CHROMIUM is None:
+        pytest.fail("Chromium is not installed: `apt-get install chromium` (make test and .ci/run do this)")
+    from playwright.sync_api import sync_playwright
+
+    flags = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync"]  # fmt: skip
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=flags)
+        yield b
+        b.close()
+
+
+# Text of the page's article without code blocks: raw TeX must not survive typesetting there.
+_ARTICLE_TEXT = """() => {
+  const main = (document.querySelector('article') || document.body).cloneNode(true);
+  main.querySelectorAll('pre, code, .highlight, mjx-container, script, style').forEach(e => e.remove());
+  return main.innerText;
+}"""
+_BROKEN_IMAGES = """() => Array.from(document.images)
+  .filter(i => !i.complete || i.naturalWidth === 0).map(i => i.getAttribute('src'))"""
+
+
+def _pages(html: Path):
+    yield "index.html"
+    yield "book/intro.html"
+    for nb in chapters():
+        yield f"chapters/{nb.stem}.html"
+
+
+@pytest.mark.browser
+def test_pages_show_typeset_math_loaded_figures_and_no_errors(built_book, server, browser):
+    page = browser.new_page()
+    foreign = []
+    page.on("request", lambda r: None if r.url.startswith((server, "data:", "blob:")) else foreign.append(r.url))
+    pages_with_math = 0
+    for rel in _pages(built_book):
+        page.goto(f"{server}/{rel}", wait_until="load")
+        page.wait_for_function("() => !window.MathJax || (MathJax.startup && MathJax.startup.promise)")
+        page.evaluate("() => window.MathJax && MathJax.startup ? MathJax.startup.promise : null")
+        text = page.evaluate(_ARTICLE_TEXT)
+        n_math = page.locator("mjx-container").count()
+        if page.locator(".math").count():
+            pages_with_math += 1
+            assert n_math > 0, f"{rel}: math elements but MathJax typeset nothing"
+        for raw in ("$$", "\\[", "\\(", "\\begin{"):
+            assert raw not in text, f"{rel}: raw TeX {raw!r} left in the page text"
+        broken = page.evaluate(_BROKEN_IMAGES)
+        assert not broken, f"{rel}: images that did not load: {broken}"
+        assert "Traceback (most recent call last)" not in page.content(), f"{rel}: an execution traceback"
+        assert page.locator(".output.traceback, .output.error").count() == 0, f"{rel}: an error output"
+    assert pages_with_math >= 2, "expected math on several pages"
+    assert not foreign, f"the book requested addresses off this machine: {foreign[:5]}"
+    page.close()
+
+
+@pytest.mark.browser
+def test_chapter_figures_are_present(built_book, server, browser):
+    page = browser.new_page()
+    for nb in chapters():
+        page.goto(f"{server}/chapters/{nb.stem}.html", wait_until="load")
+        n = page.locator("article img").count()
+        assert n >= 1, f"{nb.stem}: no figure on the page"
+    page.close()
+
+
+@pytest.mark.browser
+def test_exercise_solutions_are_hidden_until_opened(built_book, server, browser):
+    page = browser.new_page()
+    seen = 0
+    for nb in chapters():
+        page.goto(f"{server}/chapters/{nb.stem}.html", wait_until="load")
+        solutions = page.locator("details.solution, div.solution.dropdown")
+        seen += solutions.count()
+        for i in range(solutions.count()):
+            sol = solutions.nth(i)
+            is_open = sol.evaluate("e => e.tagName === 'DETAILS' ? e.open : !e.classList.contains('toggle-hidden')")
+            assert not is_open or sol.evaluate("e => e.tagName !== 'DETAILS'"), f"{nb.stem}: solution shown"
+    assert seen > 0, "no exercise solutions found in any chapter"
+    page.close()

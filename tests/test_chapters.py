@@ -1,0 +1,37 @@
+"""Every chapter runs in the quick profile and reproduces its recorded numbers."""
+
+import warnings
+
+import pytest
+
+from tests.harness import QUICK_BUDGET_S, chapters, compare, expected_for
+
+
+@pytest.mark.chapters
+@pytest.mark.parametrize("nb", chapters(), ids=lambda p: p.stem)
+def test_chapter_reproduces_its_recorded_numbers(nb, run_chapter):
+    _, values, seconds = run_chapter(nb, "quick")
+    problems = compare(nb.stem, "quick", values, expected_for(nb.stem, "quick"))
+    assert not problems, "\n".join(problems)
+    if seconds > QUICK_BUDGET_S:
+        warnings.warn(f"{nb.stem}: quick profile took {seconds:.0f} s, over the {QUICK_BUDGET_S:.0f} s budget")
+
+
+def test_compare_names_chapter_number_expected_and_actual():
+    expected = {"pck": {"value": 0.9, "tol": 0.02}, "n": {"value": 17, "tol": None}}
+    recorded = {"pck": {"value": 0.85, "tol": 0.02}, "n": {"value": 17, "tol": None}}
+    (msg,) = compare("03_heatmap", "quick", recorded, expected)
+    assert "03_heatmap" in msg and "pck" in msg and "0.9" in msg and "0.85" in msg
+
+
+def test_compare_flags_missing_and_unexpected_numbers():
+    expected = {"a": {"value": 1.0, "tol": None}}
+    problems = compare("ch", "quick", {"b": {"value": 2.0, "tol": None}}, expected)
+    assert any("did not record" in p for p in problems)
+    assert any("no expected value" in p for p in problems)
+    assert compare("ch", "quick", {"a": {"value": 1.0 + 1e-9, "tol": None}}, expected) == []
+
+
+def test_every_chapter_has_expected_quick_values():
+    missing = [nb.stem for nb in chapters() if not expected_for(nb.stem, "quick")]
+    assert not missing, f"no stored quick-profile values for {missing}; run `make expected PROFILE=quick`"

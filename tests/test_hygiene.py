@@ -1,0 +1,85 @@
+"""Repository rules: clean notebooks, matching dependency lists, lint-clean code, a complete table of contents."""
+
+import json
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.harness import ROOT, chapters
+
+
+def _name(req: str) -> str:
+    return re.split(r"[<>=!~\[; ]", req.strip(), maxsplit=1)[0].lower().replace("_", "-")
+
+
+@pytest.mark.parametrize("nb", chapters(), ids=lambda p: p.stem)
+def test_notebook_is_committed_without_outputs(nb):
+    cells = json.loads(nb.read_text())["cells"]
+    dirty = [i for i, c in enumerate(cells) if c["cell_type"] == "code" and (c.get("outputs") or c.get("execution_count"))]
+    assert not dirty, f"{nb.name}: cells {dirty} carry outputs or execution counts; strip them"
+
+
+@pytest.mark.parametrize("nb", chapters(), ids=lambda p: p.stem)
+def test_notebook_starts_with_a_parameters_cell_and_one_title(nb):
+    cells = json.loads(nb.read_text())["cells"]
+    code = [c for c in cells if c["cell_type"] == "code"]
+    assert code, f"{nb.name}: no code cells"
+    first = code[0]
+    assert "parameters" in first.get("metadata", {}).get("tags", []), f"{nb.name}: first code cell not tagged"
+    src = "".join(first["source"])
+    assert re.search(r"^PROFILE\s*=", src, re.M) and re.search(r"^SEED\s*=", src, re.M), f"{nb.name}: no PROFILE/SEED"
+    titles = [ln for c in cells if c["cell_type"] == "markdown" for ln in "".join(c["source"]).splitlines()
+              if ln.startswith("# ")]  # fmt: skip
+    assert len(titles) == 1, f"{nb.name}: expected exactly one '# ' title, found {titles}"
+    body = "".join("".join(c["source"]) for c in code)
+    assert f'posekit.setup("{nb.stem}"' in body, f"{nb.name}: must call posekit.setup(\"{nb.stem}\", PROFILE, SEED)"
+
+
+def test_environment_yml_mirrors_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = {_name(r) for r in project["dependencies"]}
+    for extra in project["optional-dependencies"].values():
+        declared |= {_name(r) for r in extra}
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
+    mirrored = {_name(r) for r in pip_section if not r.startswith("-")}
+    assert declared == mirrored, f"only in pyproject: {declared - mirrored}; only in environment.yml: {mirrored - declared}"
+
+
+def test_dependencies_are_ranges_not_pins():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    reqs = list(project["dependencies"]) + [r for e in project["optional-dependencies"].values() for r in e]
+    pinned = [r for r in reqs if "==" in r]
+    assert not pinned, f"exact pins in pyproject.toml: {pinned}"
+
+
+def test_jupyter_book_is_the_offline_1x_line():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    jb = [r for r in project["optional-dependencies"]["book"] if _name(r) == "jupyter-book"]
+    assert jb and "<2" in jb[0]
+
+
+def test_toc_lists_every_chapter_and_only_existing_files():
+    toc = yaml.safe_load((ROOT / "book" / "_toc.yml").read_text())
+    files = [toc["root"]] + [c["file"] for part in toc["parts"] for c in part["chapters"]]
+    for f in files:
+        assert list(ROOT.glob(f + ".*")), f"_toc.yml names {f}, which does not exist"
+    for nb in chapters():
+        assert f"chapters/{nb.stem}" in files, f"{nb.name} is not in book/_toc.yml"
+
+
+def test_ruff_is_clean():
+    proc = subprocess.run([sys.executable, "-m", "ruff", "check", "."], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_ci_runs_the_readme_test_command():
+    ci = (ROOT / ".ci" / "run").read_text()
+    readme = (ROOT / "README.md").read_text()
+    assert "set -euo pipefail" in ci
+    assert "make test" in ci and "make test" in readme and "make book" in readme

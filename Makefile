@@ -41,7 +41,6 @@ clean-book:
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check posekit tests benchmarks
 
 # The browser test needs Chromium (Debian package `chromium`); install it when it is missing and we may.
 chromium:

@@ -59,25 +59,28 @@ COCO_NAMES = (
     "left_knee", "right_knee", "left_ankle", "right_ankle",
 )  # fmt: skip
 
+# fmt: off
+# COCO's JSON stores the skeleton 1-based; here it is 0-based.
+COCO_LINKS = (
+    (15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7), (6, 8),
+    (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6),
+)
+COCO_LIMBS = {
+    "left_upper_arm": (5, 7), "right_upper_arm": (6, 8), "left_lower_arm": (7, 9), "right_lower_arm": (8, 10),
+    "left_upper_leg": (11, 13), "right_upper_leg": (12, 14), "left_lower_leg": (13, 15), "right_lower_leg": (14, 16),
+}
+# fmt: on
+
 COCO = KeypointSet(
     name="coco",
     names=COCO_NAMES,
-    # COCO's JSON stores these 1-based; here they are 0-based.
-    links=(
-        (15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7),
-        (6, 8), (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6),
-    ),  # fmt: skip
+    links=COCO_LINKS,
     flip_pairs=((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16)),
     sigmas=np.array(
         [0.26, 0.25, 0.25, 0.35, 0.35, 0.79, 0.79, 0.72, 0.72, 0.62, 0.62, 1.07, 1.07, 0.87, 0.87, 0.89, 0.89]
     )
     / 10.0,
-    limbs={
-        "left_upper_arm": (5, 7), "right_upper_arm": (6, 8),
-        "left_lower_arm": (7, 9), "right_lower_arm": (8, 10),
-        "left_upper_leg": (11, 13), "right_upper_leg": (12, 14),
-        "left_lower_leg": (13, 15), "right_lower_leg": (14, 16),
-    },  # fmt: skip
+    limbs=COCO_LIMBS,
     # Torso diameter: left shoulder to right hip (the DeepPose/PCK convention for COCO-style sets).
     torso=(5, 12),
 )
@@ -87,22 +90,25 @@ MPII_NAMES = (
     "upper_neck", "head_top", "r_wrist", "r_elbow", "r_shoulder", "l_shoulder", "l_elbow", "l_wrist",
 )  # fmt: skip
 
+# fmt: off
+MPII_LINKS = (
+    (0, 1), (1, 2), (2, 6), (3, 6), (3, 4), (4, 5), (6, 7), (7, 8), (8, 9),
+    (7, 12), (12, 11), (11, 10), (7, 13), (13, 14), (14, 15),
+)
+MPII_LIMBS = {
+    "left_upper_arm": (13, 14), "right_upper_arm": (12, 11), "left_lower_arm": (14, 15), "right_lower_arm": (11, 10),
+    "left_upper_leg": (3, 4), "right_upper_leg": (2, 1), "left_lower_leg": (4, 5), "right_lower_leg": (1, 0),
+    "head": (8, 9),
+}
+# fmt: on
+
 MPII = KeypointSet(
     name="mpii",
     names=MPII_NAMES,
-    links=(
-        (0, 1), (1, 2), (2, 6), (3, 6), (3, 4), (4, 5), (6, 7), (7, 8), (8, 9),
-        (7, 12), (12, 11), (11, 10), (7, 13), (13, 14), (14, 15),
-    ),  # fmt: skip
+    links=MPII_LINKS,
     flip_pairs=((0, 5), (1, 4), (2, 3), (10, 15), (11, 14), (12, 13)),
     sigmas=None,  # MPII defines no OKS sigmas; pass your own to OKS-based metrics.
-    limbs={
-        "left_upper_arm": (13, 14), "right_upper_arm": (12, 11),
-        "left_lower_arm": (14, 15), "right_lower_arm": (11, 10),
-        "left_upper_leg": (3, 4), "right_upper_leg": (2, 1),
-        "left_lower_leg": (4, 5), "right_lower_leg": (1, 0),
-        "head": (8, 9),
-    },  # fmt: skip
+    limbs=MPII_LIMBS,
     torso=(13, 2),  # left shoulder to right hip
 )
 

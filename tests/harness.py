@@ -74,7 +74,9 @@ def compare(chapter: str, profile: str, recorded: dict, expected: dict) -> list[
         )
     for name, exp in expected.items():
         if name not in recorded:
-            problems.append(f"{chapter} [{profile}]: {name} expected {exp['value']!r} but the chapter did not record it")
+            problems.append(
+                f"{chapter} [{profile}]: {name} expected {exp['value']!r} but the chapter did not record it"
+            )
             continue
         actual = recorded[name]["value"]
         tol = exp.get("tol")

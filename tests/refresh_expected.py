@@ -34,8 +34,10 @@ def main(argv=None) -> int:
             data = json.loads(path.read_text()) if path.exists() else {}
             data[args.profile] = {k: {"value": v["value"], "tol": v["tol"]} for k, v in sorted(values.items())}
             atomic_write_json(path, data, sort_keys=True)
-            print(f"{nb.stem} [{args.profile}]: {len(values)} values stored in {path.relative_to(Path.cwd())} "
-                  f"({seconds:.0f} s)")
+            print(
+                f"{nb.stem} [{args.profile}]: {len(values)} values stored in {path.relative_to(Path.cwd())} "
+                f"({seconds:.0f} s)"
+            )
     return 0
 
 

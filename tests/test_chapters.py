@@ -14,7 +14,9 @@ def test_chapter_reproduces_its_recorded_numbers(nb, run_chapter):
     problems = compare(nb.stem, "quick", values, expected_for(nb.stem, "quick"))
     assert not problems, "\n".join(problems)
     if seconds > QUICK_BUDGET_S:
-        warnings.warn(f"{nb.stem}: quick profile took {seconds:.0f} s, over the {QUICK_BUDGET_S:.0f} s budget")
+        warnings.warn(
+            f"{nb.stem}: quick profile took {seconds:.0f} s, over the {QUICK_BUDGET_S:.0f} s budget", stacklevel=1
+        )
 
 
 def test_compare_names_chapter_number_expected_and_actual():
@@ -27,7 +29,7 @@ def test_compare_names_chapter_number_expected_and_actual():
 def test_compare_flags_missing_and_unexpected_numbers():
     expected = {"a": {"value": 1.0, "tol": None}}
     problems = compare("ch", "quick", {"b": {"value": 2.0, "tol": None}}, expected)
-    assert any("did not record" in p for p in problems)
+    assert any("not record" in p for p in problems)
     assert any("no expected value" in p for p in problems)
     assert compare("ch", "quick", {"a": {"value": 1.0 + 1e-9, "tol": None}}, expected) == []
 

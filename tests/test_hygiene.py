@@ -5,7 +5,6 @@ import re
 import subprocess
 import sys
 import tomllib
-from pathlib import Path
 
 import pytest
 import yaml
@@ -20,7 +19,9 @@ def _name(req: str) -> str:
 @pytest.mark.parametrize("nb", chapters(), ids=lambda p: p.stem)
 def test_notebook_is_committed_without_outputs(nb):
     cells = json.loads(nb.read_text())["cells"]
-    dirty = [i for i, c in enumerate(cells) if c["cell_type"] == "code" and (c.get("outputs") or c.get("execution_count"))]
+    dirty = [
+        i for i, c in enumerate(cells) if c["cell_type"] == "code" and (c.get("outputs") or c.get("execution_count"))
+    ]
     assert not dirty, f"{nb.name}: cells {dirty} carry outputs or execution counts; strip them"
 
 
@@ -37,7 +38,7 @@ def test_notebook_starts_with_a_parameters_cell_and_one_title(nb):
               if ln.startswith("# ")]  # fmt: skip
     assert len(titles) == 1, f"{nb.name}: expected exactly one '# ' title, found {titles}"
     body = "".join("".join(c["source"]) for c in code)
-    assert f'posekit.setup("{nb.stem}"' in body, f"{nb.name}: must call posekit.setup(\"{nb.stem}\", PROFILE, SEED)"
+    assert f'posekit.setup("{nb.stem}"' in body, f'{nb.name}: must call posekit.setup("{nb.stem}", PROFILE, SEED)'
 
 
 def test_environment_yml_mirrors_pyproject():
@@ -48,7 +49,9 @@ def test_environment_yml_mirrors_pyproject():
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
     mirrored = {_name(r) for r in pip_section if not r.startswith("-")}
-    assert declared == mirrored, f"only in pyproject: {declared - mirrored}; only in environment.yml: {mirrored - declared}"
+    assert declared == mirrored, (
+        f"only in pyproject: {declared - mirrored}; only in environment.yml: {mirrored - declared}"
+    )
 
 
 def test_dependencies_are_ranges_not_pins():

@@ -13,7 +13,7 @@ Modules, one per concept of the book:
   book       chapter plumbing: profiles, seeds, caches, recorded results
 """
 
-from posekit.book import PROFILES, cache_dir, pick, record, setup
+from posekit.book import PROFILES, cache_dir, glue, pick, record, setup
 
 __version__ = "0.1.0"
-__all__ = ["PROFILES", "cache_dir", "pick", "record", "setup", "__version__"]
+__all__ = ["PROFILES", "cache_dir", "glue", "pick", "record", "setup", "__version__"]

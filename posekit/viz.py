@@ -7,7 +7,6 @@ compose panels freely.
 from __future__ import annotations
 
 import matplotlib
-
 import matplotlib.pyplot as plt
 import numpy as np
 

@@ -169,3 +169,33 @@ def test_crop_rejects_wrong_shapes_naming_the_input():
         crop.transform_points(np.zeros((1, 2, 2)), np.zeros((1, 3, 3)))
     with pytest.raises(ValueError, match="output_size"):
         crop.affine_matrix(np.zeros((1, 2)), np.ones((1, 2)), 0.0, (0, 10))
+
+
+def test_one_image_can_be_shared_by_many_crops():
+    img = np.random.default_rng(9).random((1, 60, 80, 3)).astype(np.float32)
+    c, s = np.array([[20.0, 20.0], [50.0, 30.0], [40.0, 40.0]]), np.full((3, 2), 30.0)
+    mats = crop.affine_matrix(c, s, [0.0, 30.0, -10.0], OUT)
+    shared = crop.warp_images([img[0]], mats, OUT)
+    np.testing.assert_allclose(shared, crop.warp_images(np.repeat(img, 3, axis=0), mats, OUT))
+    with pytest.raises(ValueError, match="2 images but 3 matrices"):
+        crop.warp_images(np.repeat(img, 2, axis=0), mats, OUT)
+
+
+def test_crop_encode_decode_and_back_recovers_image_keypoints():
+    # The whole top-down path: image -> crop -> heatmap -> DARK -> crop -> image.
+    from posekit import codecs
+
+    rng = np.random.default_rng(10)
+    boxes, kpts = people(rng, 8, img_size=(640, 480))
+    lab = kpts[..., 2] > 0
+    aug = crop.random_augment(rng, 8, scale_range=(1.2, 1.3), rotation_prob=1.0, rotation_std=10.0)
+    _, kp, mats = crop.crop_batch([np.zeros((480, 640))], boxes, kpts, (192, 256), aug, COCO)
+    hm, w = codecs.heatmap_targets(kp, (192, 256), (48, 64), sigma=2.0)
+    np.testing.assert_array_equal(w, kp[..., 2] > 0)  # scale >= 1.2 keeps every labelled keypoint inside
+    uv, _ = codecs.decode_dark(hm, border=1)
+    xy = codecs.heatmap_to_input(uv, (192, 256), (48, 64))
+    back = crop.crop_to_image(np.concatenate([xy, kp[..., 2:]], -1), mats, COCO)
+    # Heatmap px of error times the stride (4) times the crop-to-image scale (box side / output side).
+    px_per_cell = 4 * np.linalg.norm(crop.invert_affine(mats)[:, :, 0], axis=1)
+    err = np.abs(back[..., :2] - kpts[..., :2]).max(-1) / px_per_cell[:, None]
+    assert err[lab].max() <= 0.5 + 1e-3

@@ -74,5 +74,9 @@ def test_chapter_1_describes_the_coco_file_it_is_given(tmp_path, monkeypatch):
     assert values["ch01_people_per_image"] == pytest.approx(len(people) / len(coco["images"]))
     vis = np.array([a["keypoints"][2::3] for a in people])
     assert values["ch01_frac_v1"] == pytest.approx((vis == 1).mean())
-    # The task example is the first image with 2-3 people: image 1000, 160 px wide, 2 people.
-    assert (values["ch01_task_W"], values["ch01_task_H"], values["ch01_task_N"]) == (160, 120, 2)
+    # The task example: of the images with 2-3 people, the one with the most labelled keypoints.
+    by_image = {img["id"]: [a for a in coco["annotations"] if a["image_id"] == img["id"]] for img in coco["images"]}
+    ok = [img for img in coco["images"] if 2 <= len(by_image[img["id"]]) <= 3]
+    task = max(ok, key=lambda img: sum(a["num_keypoints"] for a in by_image[img["id"]]))
+    expected = (task["width"], task["height"], len(by_image[task["id"]]))
+    assert (values["ch01_task_W"], values["ch01_task_H"], values["ch01_task_N"]) == expected

@@ -1,0 +1,168 @@
+"""Shared building blocks: conv + BatchNorm + ReLU, residual blocks, the ResNet-style backbone, upsampling.
+
+Tensors are NHWC: (B, H, W, C), the layout Flax convolutions use. Heatmaps leave the models as
+(B, h, w, J); `posekit.codecs` works with (N, J, h, w), so the training losses transpose at that boundary.
+
+The backbone is shared by the regression model and the SimpleBaseline-style heatmap model so that the
+book's comparison changes only the head.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+
+class ConvBN(nnx.Module):
+    """k×k convolution (no bias) → BatchNorm → optional ReLU.  (B,H,W,Cin) → (B,H/s,W/s,Cout)."""
+
+    def __init__(self, cin: int, cout: int, kernel: int = 3, stride: int = 1, *, act: bool = True, rngs: nnx.Rngs):
+        self.conv = nnx.Conv(cin, cout, (kernel, kernel), strides=stride, padding="SAME", use_bias=False, rngs=rngs)
+        self.bn = nnx.BatchNorm(cout, momentum=0.9, rngs=rngs)
+        self.act = act
+
+    def __call__(self, x, train: bool = False):
+        x = self.bn(self.conv(x), use_running_average=not train)
+        return jax.nn.relu(x) if self.act else x
+
+
+class BasicBlock(nnx.Module):
+    """ResNet basic block (He et al. 2016): two 3×3 ConvBN plus a shortcut (1×1 ConvBN when the shape changes)."""
+
+    def __init__(self, cin: int, cout: int, stride: int = 1, *, rngs: nnx.Rngs):
+        self.conv1 = ConvBN(cin, cout, 3, stride, rngs=rngs)
+        self.conv2 = ConvBN(cout, cout, 3, 1, act=False, rngs=rngs)
+        self.proj = ConvBN(cin, cout, 1, stride, act=False, rngs=rngs) if (stride != 1 or cin != cout) else None
+
+    def __call__(self, x, train: bool = False):
+        y = self.conv2(self.conv1(x, train), train)
+        skip = self.proj(x, train) if self.proj is not None else x
+        return jax.nn.relu(y + skip)
+
+
+class Backbone(nnx.Module):
+    """ResNet-style backbone: a stride-`stem_stride` stem, then one stride-2 stage of BasicBlocks per width.
+
+    (B, H, W, 3) → (B, H/s, W/s, widths[-1]) with s = stem_stride · 2^len(widths) (the output stride).
+    Keep H/s ≥ 4: XLA:CPU convolutions on 2×2 maps are very slow per unit of work.
+    """
+
+    def __init__(self, widths=(16, 32, 64), depths=(1, 1, 1), stem_width: int = 16, stem_stride: int = 2, *, rngs):
+        if len(widths) != len(depths):
+            raise ValueError(f"Backbone: widths {widths} and depths {depths} must have the same length")
+        self.stem = ConvBN(3, stem_width, 3, stem_stride, rngs=rngs)
+        blocks, cin = [], stem_width
+        for w, d in zip(widths, depths):
+            for i in range(d):
+                blocks.append(BasicBlock(cin, w, 2 if i == 0 else 1, rngs=rngs))
+                cin = w
+        self.blocks = nnx.List(blocks)
+        self.depths = tuple(depths)
+        self.out_channels = cin
+        self.stride = stem_stride * 2 ** len(widths)
+
+    def __call__(self, x, train: bool = False, features: dict | None = None):
+        """Features at every stage are written into `features` (if given) as 'stem', 'stage1', ... ."""
+        x = self.stem(x, train)
+        if features is not None:
+            features["stem"] = x
+        k = 0
+        for s, d in enumerate(self.depths):
+            for _ in range(d):
+                x = self.blocks[k](x, train)
+                k += 1
+            if features is not None:
+                features[f"stage{s + 1}"] = x
+        return x
+
+
+# Backbone variants shared by RegressionPose and SimpleBaseline. Output stride 16 for tiny/small (64×64 → 4×4),
+# 32 for r18 (ResNet-18 widths/depths, meant for 128×96 inputs and up).
+BACKBONES = {
+    "tiny": dict(widths=(16, 32, 64), depths=(1, 1, 1), stem_width=16, stem_stride=2),
+    "small": dict(widths=(32, 64, 128), depths=(2, 2, 2), stem_width=32, stem_stride=2),
+    "r18": dict(widths=(64, 128, 256, 512), depths=(2, 2, 2, 2), stem_width=64, stem_stride=2),
+}
+
+
+def depth_to_space(x, r: int = 2):
+    """Pixel shuffle (Shi et al. 2016): (B, H, W, C·r²) → (B, H·r, W·r, C)."""
+    b, h, w, c = x.shape
+    if c % (r * r):
+        raise ValueError(f"depth_to_space: channels {c} must be a multiple of r²={r * r}")
+    x = x.reshape(b, h, w, r, r, c // (r * r))
+    return x.transpose(0, 1, 3, 2, 4, 5).reshape(b, h * r, w * r, c // (r * r))
+
+
+def upsample_nearest(x, r: int):
+    """Nearest-neighbour ×r upsampling: (B, H, W, C) → (B, H·r, W·r, C)."""
+    return jnp.repeat(jnp.repeat(x, r, axis=1), r, axis=2)
+
+
+class Upsample(nnx.Module):
+    """One ×2 upsampling layer of a heatmap head, followed by BatchNorm and ReLU.
+
+    kind:
+      "deconv"       4×4 transposed convolution, stride 2 (SimpleBaseline, Xiao et al. 2018). Slow to
+                     train on XLA:CPU (its backward pass is 10-30× slower than the alternatives).
+      "pixelshuffle" 3×3 convolution to 4·C channels, then depth-to-space (Shi et al. 2016).
+      "resize"       nearest-neighbour ×2, then a 3×3 convolution.
+    """
+
+    KINDS = ("deconv", "pixelshuffle", "resize")
+
+    def __init__(self, cin: int, cout: int, kind: str = "pixelshuffle", *, rngs: nnx.Rngs):
+        if kind not in self.KINDS:
+            raise ValueError(f"Upsample: kind must be one of {self.KINDS}, got {kind!r}")
+        self.kind = kind
+        if kind == "deconv":
+            self.conv = nnx.ConvTranspose(cin, cout, (4, 4), strides=(2, 2), padding="SAME", use_bias=False, rngs=rngs)
+        elif kind == "pixelshuffle":
+            self.conv = nnx.Conv(cin, 4 * cout, (3, 3), padding="SAME", use_bias=False, rngs=rngs)
+        else:
+            self.conv = nnx.Conv(cin, cout, (3, 3), padding="SAME", use_bias=False, rngs=rngs)
+        self.bn = nnx.BatchNorm(cout, momentum=0.9, rngs=rngs)
+
+    def __call__(self, x, train: bool = False):
+        if self.kind == "deconv":
+            x = self.conv(x)
+        elif self.kind == "pixelshuffle":
+            x = depth_to_space(self.conv(x), 2)
+        else:
+            x = self.conv(upsample_nearest(x, 2))
+        return jax.nn.relu(self.bn(x, use_running_average=not train))
+
+
+def num_upsamplings(backbone_stride: int, output_stride: int) -> int:
+    """How many ×2 layers take a stride-`backbone_stride` map to stride `output_stride`."""
+    n = math.log2(backbone_stride / output_stride)
+    if n < 0 or n != int(n):
+        raise ValueError(f"backbone stride {backbone_stride} is not a power-of-two multiple of {output_stride}")
+    return int(n)
+
+
+# ----------------------------------------------------------------------------------------------- size and cost
+def param_count(model: nnx.Module) -> int:
+    """Number of trainable parameters (nnx.Param leaves)."""
+    return int(sum(np.prod(p.shape) for p in jax.tree.leaves(nnx.state(model, nnx.Param))))
+
+
+def flops(model: nnx.Module, input_shape=(1, 64, 64, 3)) -> float:
+    """Forward-pass FLOPs of `model(x, train=False)` for one input of `input_shape`, from XLA's cost analysis.
+
+    XLA counts a multiply-add as 2 FLOPs. Returns NaN if the backend reports no cost.
+    """
+    graphdef, state = nnx.split(model)
+
+    def f(state, x):
+        return nnx.merge(graphdef, state)(x, train=False)
+
+    x = jax.ShapeDtypeStruct(tuple(input_shape), jnp.float32)
+    cost = jax.jit(f).lower(state, x).compile().cost_analysis()
+    if isinstance(cost, (list, tuple)):
+        cost = cost[0] if cost else {}
+    return float((cost or {}).get("flops", float("nan")))

@@ -1,0 +1,226 @@
+"""coco_eval must give pycocotools' ten keypoint numbers exactly, on every kind of input."""
+
+import contextlib
+import copy
+import io
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pycocotools.coco import COCO as PyCOCO
+from pycocotools.cocoeval import COCOeval
+
+from posekit import cli, metrics
+from posekit.metrics import STAT_NAMES, coco_eval, random_eval_set
+
+
+def pycoco(gt, results, sigmas=None):
+    """pycocotools' ten numbers and its printed summary lines (inputs are copied: pycocotools edits them)."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        cg = PyCOCO()
+        cg.dataset = copy.deepcopy(gt)
+        cg.createIndex()
+        E = COCOeval(cg, cg.loadRes(copy.deepcopy(results)), iouType="keypoints")
+        if sigmas is not None:
+            E.params.kpt_oks_sigmas = np.asarray(sigmas, dtype=float)
+        E.evaluate()
+        E.accumulate()
+        E.summarize()
+    lines = [ln for ln in out.getvalue().splitlines() if ln.startswith(" Average")]
+    return np.array(E.stats), lines
+
+
+def ours(gt, results, sigmas=None):
+    return np.array([coco_eval(gt, results, sigmas=sigmas)[k] for k in STAT_NAMES])
+
+
+def duplicate_people(gt, frac, rng):
+    """Copy some GT people exactly (new ids): equal OKS values exercise pycocotools' tie rule."""
+    anns = gt["annotations"]
+    extra = [dict(a, id=len(anns) + i + 1) for i, a in enumerate(a for a in anns if rng.random() < frac)]
+    gt["annotations"] = anns + extra
+
+
+def add_second_category(gt, results):
+    gt["categories"] = gt["categories"] + [dict(gt["categories"][0], id=2, name="robot")]
+    n = len(gt["annotations"])
+    gt["annotations"] += [dict(a, id=n + i + 1, category_id=2) for i, a in enumerate(gt["annotations"][::3])]
+    results += [dict(r, category_id=2) for r in results[::2]] + [dict(results[0], category_id=7)]
+
+
+SCENARIOS = {
+    "plain": dict(),
+    "crowds_and_unlabelled": dict(crowd_frac=0.25, unlabelled_frac=0.25),
+    "empty_images": dict(empty_image_frac=0.3, no_det_image_frac=0.3),
+    "many_dets": dict(dets_per_image=35),
+    "few_dets": dict(dets_per_image=3, max_people=12),
+    "crowded_images": dict(max_people=40, dets_per_image=60),
+    "tied_scores": dict(tie_scores=True),
+    "five_joints": dict(num_joints=5),
+    "thirty_joints": dict(num_joints=30),
+}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+def test_coco_eval_matches_pycocotools(scenario, seed):
+    kw = SCENARIOS[scenario]
+    gt, results = random_eval_set(num_images=30, seed=seed, **kw)
+    J = kw.get("num_joints", 17)
+    sigmas = None if J == 17 else np.random.default_rng(seed).uniform(0.025, 0.11, J)
+    ref, _ = pycoco(gt, results, sigmas)
+    np.testing.assert_allclose(ours(gt, results, sigmas), ref, rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_coco_eval_matches_pycocotools_with_duplicate_gt_and_ties(seed):
+    gt, results = random_eval_set(num_images=30, seed=seed, tie_scores=True, crowd_frac=0.15)
+    duplicate_people(gt, 0.3, np.random.default_rng(seed))
+    results += copy.deepcopy(results[::4])  # identical detections too
+    ref, _ = pycoco(gt, results)
+    np.testing.assert_allclose(ours(gt, results), ref, rtol=0, atol=1e-9)
+
+
+def test_coco_eval_matches_pycocotools_with_several_categories():
+    gt, results = random_eval_set(num_images=30, seed=5)
+    add_second_category(gt, results)  # includes a result of an unknown category, which COCOeval drops
+    ref, _ = pycoco(gt, results)
+    np.testing.assert_allclose(ours(gt, results), ref, rtol=0, atol=1e-9)
+
+
+def test_coco_eval_matches_pycocotools_quirks_bbox_results_and_gt_id_zero():
+    gt, results = random_eval_set(num_images=30, seed=7, id_offset=0)
+    anns = gt["annotations"]
+    regular = next(a for a in anns if not a["iscrowd"] and a["num_keypoints"] > 3)
+    regular["id"] = 0  # (ids start at 1) a GT with id 0: pycocotools reads its matches as misses
+    kps = np.array(regular["keypoints"], dtype=float).reshape(-1, 3)
+    kps[:, 2] = 1
+    results.append({"image_id": regular["image_id"], "category_id": 1, "keypoints": kps.ravel().tolist(), "score": 2.0})
+    rng = np.random.default_rng(0)
+    for r in results:  # a given bbox sets the detection area (loadRes' bbox branch)
+        r["bbox"] = [0.0, 0.0, float(rng.uniform(10, 200)), float(rng.uniform(10, 200))]
+    ref, _ = pycoco(gt, results)
+    np.testing.assert_allclose(ours(gt, results), ref, rtol=0, atol=1e-9)
+
+
+def no_annotations(gt, results):
+    gt["annotations"] = []
+
+
+def string_image_ids(gt, results):
+    for item in gt["images"] + gt["annotations"] + results:
+        key = "id" if "width" in item else "image_id"
+        item[key] = f"img{item[key]}"
+
+
+def detections_on_an_image_without_people(gt, results):
+    gt["images"].append({"id": 999, "width": 640, "height": 480})
+    results += [dict(r, image_id=999) for r in results[:7]]
+
+
+@pytest.mark.parametrize("edit", [no_annotations, string_image_ids, detections_on_an_image_without_people])
+def test_coco_eval_matches_pycocotools_on_edge_sets(edit):
+    gt, results = random_eval_set(num_images=10, seed=11)
+    edit(gt, results)
+    ref, _ = pycoco(gt, results)
+    np.testing.assert_allclose(ours(gt, results), ref, rtol=0, atol=1e-9)
+
+
+def test_coco_eval_without_any_regular_gt_gives_minus_one_like_pycocotools():
+    gt, results = random_eval_set(num_images=5, seed=0, crowd_frac=1.0)
+    ref, _ = pycoco(gt, results)
+    assert np.all(ref == -1)
+    np.testing.assert_array_equal(ours(gt, results), ref)
+
+
+def test_custom_keypoint_count_needs_sigmas():
+    gt, results = random_eval_set(num_images=3, seed=0, num_joints=5)
+    with pytest.raises(ValueError, match="sigmas"):
+        coco_eval(gt, results)
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda gt, res: res.clear(), "empty"),
+        (lambda gt, res: res[0].update(keypoints=res[0]["keypoints"][:-3]), "expected 51 values"),
+        (lambda gt, res: res[1]["keypoints"].__setitem__(4, float("nan")), "finite"),
+        (lambda gt, res: res[2].update(image_id=10**6), "image ids not in the ground truth"),
+        (lambda gt, res: gt["annotations"][0].update(area=-5.0), "area"),
+        (lambda gt, res: res[0].update(score=float("inf")), "score"),
+        (lambda gt, res: res[0].pop("score"), "score"),
+    ],
+)
+def test_coco_eval_rejects_bad_input(mutate, message):
+    gt, results = random_eval_set(num_images=5, seed=0)
+    mutate(gt, results)
+    with pytest.raises(ValueError, match=message):
+        coco_eval(gt, results)
+
+
+# ----------------------------------------------------------------------------- properties
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 10_000), perm_seed=st.integers(0, 10_000))
+def test_permuting_detections_with_distinct_scores_changes_nothing(seed, perm_seed):
+    gt, results = random_eval_set(num_images=8, seed=seed)
+    for i, r in enumerate(results):
+        r["score"] = 0.5 + 1e-4 * i  # distinct
+    shuffled = [results[i] for i in np.random.default_rng(perm_seed).permutation(len(results))]
+    assert coco_eval(gt, shuffled) == coco_eval(gt, results)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    shift=st.tuples(st.floats(-500, 500), st.floats(-500, 500)),
+    scale=st.floats(0.1, 10.0),
+)
+def test_oks_is_invariant_to_translation_and_to_scaling_with_area(seed, shift, scale):
+    rng = np.random.default_rng(seed)
+    J = 17
+    gt = np.concatenate([rng.uniform(0, 300, (3, J, 2)), rng.integers(0, 3, (3, J, 1))], -1)
+    gt[0, :, 2] = 0  # one GT without labelled joints: the box branch
+    boxes = np.c_[rng.uniform(0, 200, (3, 2)), rng.uniform(5, 100, (3, 2))]
+    dt = gt[None, :, :, :2].repeat(2, 0).reshape(6, J, 2) + rng.normal(0, 15, (6, J, 2))
+    areas = rng.uniform(100, 40_000, 3)
+    base = metrics.oks(dt, gt, areas, gt_bboxes=boxes)
+    t = np.array(shift)
+    moved = gt.copy()
+    moved[..., :2] += t
+    moved_boxes = boxes + np.r_[t, 0, 0]
+    np.testing.assert_allclose(metrics.oks(dt + t, moved, areas, gt_bboxes=moved_boxes), base, atol=1e-9)
+    scaled = gt.copy()
+    scaled[..., :2] *= scale
+    got = metrics.oks(dt * scale, scaled, areas * scale**2, gt_bboxes=boxes * scale)
+    np.testing.assert_allclose(got, base, atol=1e-9)
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def test_posekit_eval_prints_pycocotools_summary(tmp_path, capsys):
+    gt, results = random_eval_set(num_images=20, seed=3)
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    (tmp_path / "res.json").write_text(json.dumps(results))
+    _, expected = pycoco(gt, results)
+    assert cli.main(["eval", str(tmp_path / "gt.json"), str(tmp_path / "res.json")]) == 0
+    assert capsys.readouterr().out.splitlines() == expected
+    assert len(expected) == 10
+
+
+def test_posekit_eval_with_custom_sigmas_and_bad_input(tmp_path, capsys):
+    gt, results = random_eval_set(num_images=10, seed=4, num_joints=4)
+    sig = [0.05, 0.06, 0.07, 0.08]
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    (tmp_path / "res.json").write_text(json.dumps(results))
+    _, expected = pycoco(gt, results, sig)
+    args = ["eval", str(tmp_path / "gt.json"), str(tmp_path / "res.json")]
+    assert cli.main(args + ["--sigmas", *map(str, sig)]) == 0
+    assert capsys.readouterr().out.splitlines() == expected
+    assert cli.main(args) == 2  # 4 keypoints without sigmas: a one-line error, no traceback
+    assert "sigmas" in capsys.readouterr().err

@@ -1,0 +1,85 @@
+"""The models: output shapes of every family and variant, heads, feature dicts, size and cost helpers."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from posekit.models import HRNet, RegressionPose, SimpleBaseline, flops, param_count
+from posekit.models.layers import Backbone, depth_to_space, num_upsamplings
+
+X = jnp.zeros((2, 64, 64, 3), jnp.float32)
+
+
+@pytest.mark.parametrize("variant", ["tiny", "small"])
+def test_regression_outputs_normalized_coordinates_per_joint(variant):
+    model = RegressionPose(variant, num_joints=17, rngs=nnx.Rngs(0))
+    assert model(X, train=False).shape == (2, 17, 2)
+
+
+@pytest.mark.parametrize("head", ["deconv", "pixelshuffle", "resize"])
+def test_simplebaseline_heatmaps_are_a_quarter_of_the_input(head):
+    model = SimpleBaseline("tiny", num_joints=16, head=head, rngs=nnx.Rngs(0))
+    assert model(X, train=True).shape == (2, 16, 16, 16)
+    x = jnp.zeros((1, 128, 96, 3))
+    assert model(x, train=False).shape == (1, 32, 24, 16)
+
+
+def test_simplebaseline_output_stride_option():
+    model = SimpleBaseline("tiny", num_joints=17, output_stride=8, rngs=nnx.Rngs(0))
+    assert model(X).shape == (2, 8, 8, 17)
+    assert len(model.ups) == 1
+
+
+@pytest.mark.parametrize("variant", ["lite", "small"])
+def test_hrnet_heatmaps_are_a_quarter_of_the_input(variant):
+    model = HRNet(variant, num_joints=17, rngs=nnx.Rngs(0))
+    assert model(X, train=True).shape == (2, 16, 16, 17)
+
+
+def test_hrnet_four_branch_variant_builds_with_fewer_blocks():
+    model = HRNet("w32", num_joints=17, blocks=1, modules=(1, 1, 1), rngs=nnx.Rngs(0))
+    out, feats = model(jnp.zeros((1, 128, 128, 3)), return_features=True)
+    assert out.shape == (1, 32, 32, 17)
+    assert feats["stage4_branch4"].shape == (1, 4, 4, 256)
+
+
+def test_models_return_named_intermediate_features():
+    _, feats = SimpleBaseline("tiny", rngs=nnx.Rngs(0))(X, return_features=True)
+    assert [k for k in feats] == ["stem", "stage1", "stage2", "stage3", "up1", "up2", "heatmaps"]
+    assert feats["stage3"].shape == (2, 4, 4, 64)  # smallest map stays 4×4 at 64×64 input
+    _, feats = RegressionPose("tiny", rngs=nnx.Rngs(0))(X, return_features=True)
+    assert feats["pooled"].shape == (2, 64)  # global average pooling leaves one vector per image
+
+
+def test_regression_and_heatmap_models_share_the_backbone():
+    reg = RegressionPose("tiny", rngs=nnx.Rngs(0))
+    hm = SimpleBaseline("tiny", rngs=nnx.Rngs(0))
+    assert type(reg.backbone) is type(hm.backbone) is Backbone
+    assert param_count(reg.backbone) == param_count(hm.backbone)
+
+
+def test_depth_to_space_moves_channels_into_2x2_blocks():
+    x = jnp.arange(1 * 1 * 1 * 8, dtype=jnp.float32).reshape(1, 1, 1, 8)
+    y = depth_to_space(x, 2)
+    assert y.shape == (1, 2, 2, 2)
+    # channel group k of the input becomes sub-pixel (k // 2, k % 2)
+    np.testing.assert_array_equal(np.asarray(y[0, :, :, 0]), [[0, 2], [4, 6]])
+    np.testing.assert_array_equal(np.asarray(y[0, :, :, 1]), [[1, 3], [5, 7]])
+
+
+def test_param_count_and_flops_grow_with_the_variant():
+    tiny, small = SimpleBaseline("tiny", rngs=nnx.Rngs(0)), SimpleBaseline("small", rngs=nnx.Rngs(0))
+    assert 0 < param_count(tiny) < param_count(small)
+    assert 0 < flops(tiny, (1, 64, 64, 3)) < flops(small, (1, 64, 64, 3))
+    # a 1×1 conv from 64 channels to 17 at 16×16 alone costs 2·64·17·256 FLOPs
+    assert flops(tiny, (1, 64, 64, 3)) > 2 * 64 * 17 * 256
+
+
+def test_bad_arguments_name_the_valid_choices():
+    with pytest.raises(ValueError, match="variant must be one of"):
+        SimpleBaseline("huge", rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="kind must be one of"):
+        SimpleBaseline("tiny", head="bilinear", rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="power-of-two"):
+        num_upsamplings(16, 3)

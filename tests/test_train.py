@@ -1,0 +1,141 @@
+"""The training loop: it learns, it is deterministic, and checkpoints resume and reload runs exactly."""
+
+import jax
+import numpy as np
+import pytest
+from flax import nnx
+
+from posekit import codecs
+from posekit.models import RegressionPose, SimpleBaseline
+from posekit.train import fit, heatmap_loss, load_run, predict, regression_loss, step_rng
+
+TINY = dict(widths=(8, 8), depths=(1, 1), stem_width=8, stem_stride=2)  # stride 8: 32×32 → 4×4
+SIZE = 32
+
+
+def make_batch(step, seed=0, n=8):
+    """A small deterministic batch: a bright square per joint on a dark image."""
+    rng = step_rng(seed, step)
+    kpts = np.zeros((n, 3, 3), np.float32)
+    kpts[..., :2] = rng.uniform(4, SIZE - 5, (n, 3, 2))
+    kpts[..., 2] = 2
+    kpts[:, 2, :] = 0  # joint 2 unlabelled: zero loss
+    images = np.zeros((n, SIZE, SIZE, 3), np.float32)
+    for i in range(n):
+        for j in range(2):
+            x, y = kpts[i, j, :2].round().astype(int)
+            images[i, y - 1 : y + 2, x - 1 : x + 2, j] = 1.0
+    return {"images": images, "kpts": kpts}
+
+
+def hm_loss(model, batch):
+    target, weights = codecs.heatmap_targets(batch["kpts"], (SIZE, SIZE), (SIZE // 4, SIZE // 4), 1.0)
+    return heatmap_loss(model(batch["images"], train=True), target, weights), {"w": weights.mean()}
+
+
+def small_model(seed=0):
+    return SimpleBaseline("tiny", num_joints=3, backbone=TINY, head_width=8, rngs=nnx.Rngs(seed))
+
+
+def params(model):
+    return [np.asarray(p) for p in jax.tree.leaves(nnx.state(model))]
+
+
+def test_training_reduces_the_loss_on_a_fixed_batch():
+    batch = make_batch(0)
+    model, hist = fit(small_model(), hm_loss, lambda step: batch, 40, lr=1e-2, warmup=0.0, progress=False)
+    assert hist["loss"].shape == (40,)
+    assert hist["loss"][-5:].mean() < 0.5 * hist["loss"][:5].mean()
+    assert np.all(hist["w"] == pytest.approx(2 / 3))  # unlabelled joints carry weight 0
+
+
+def test_heatmap_loss_ignores_unlabelled_joints():
+    batch = make_batch(0)
+    target, weights = codecs.heatmap_targets(batch["kpts"], (SIZE, SIZE), (8, 8), 1.0)
+    pred = np.transpose(np.asarray(target), (0, 2, 3, 1)).copy()
+    pred[..., 2] = 5.0  # wrong everywhere on the unlabelled joint's map
+    assert float(heatmap_loss(pred, target, weights)) == 0.0
+    assert float(heatmap_loss(pred + 0.1, target, weights)) > 0.0
+
+
+def test_regression_loss_is_zero_at_the_target_and_weighted():
+    t = np.random.default_rng(0).uniform(size=(4, 3, 2)).astype(np.float32)
+    w = np.array([[1, 1, 0]] * 4, np.float32)
+    assert float(regression_loss(t, t, w)) == 0.0
+    bad = t.copy()
+    bad[:, 2] += 1.0
+    assert float(regression_loss(bad, t, w)) == 0.0
+    assert float(regression_loss(bad, t, np.ones_like(w), kind="l2")) == pytest.approx(2 * 4 / 12)  # (1² + 1²) on 4 of 12 joints
+
+
+def test_two_runs_with_the_same_seed_give_identical_params():
+    a, ha = fit(small_model(), hm_loss, make_batch, 6, progress=False)
+    b, hb = fit(small_model(), hm_loss, make_batch, 6, progress=False)
+    for x, y in zip(params(a), params(b)):
+        np.testing.assert_array_equal(x, y)
+    np.testing.assert_array_equal(ha["loss"], hb["loss"])
+
+
+def test_interrupted_run_resumes_at_the_same_step_with_identical_params(tmp_path):
+    full, hfull = fit(small_model(), hm_loss, make_batch, 8, ckpt_dir=tmp_path / "full", progress=False)
+
+    def interrupting(step):
+        if step == 5:
+            raise KeyboardInterrupt
+        return make_batch(step)
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(small_model(), hm_loss, interrupting, 8, ckpt_dir=tmp_path / "cut", ckpt_every=3, progress=False)
+    _, _, step = load_run(small_model(), tmp_path / "cut")
+    assert step == 5  # saved on interrupt after the last finished step
+
+    seen = []
+
+    def recording(step):
+        seen.append(step)
+        return make_batch(step)
+
+    resumed, hres = fit(small_model(seed=1), hm_loss, recording, 8, ckpt_dir=tmp_path / "cut", progress=False)
+    assert seen == [5, 6, 7]
+    for x, y in zip(params(full), params(resumed)):
+        np.testing.assert_array_equal(x, y)
+    np.testing.assert_array_equal(hfull["loss"], hres["loss"])
+    np.testing.assert_array_equal(hres["step"], np.arange(8))
+
+
+def test_finished_run_reloads_without_training(tmp_path):
+    model, hist = fit(small_model(), hm_loss, make_batch, 4, ckpt_dir=tmp_path, progress=False)
+
+    def no_data(step):
+        raise AssertionError("a finished run must not ask for data")
+
+    again, hist2 = fit(small_model(seed=3), hm_loss, no_data, 4, ckpt_dir=tmp_path, progress=False)
+    for x, y in zip(params(model), params(again)):
+        np.testing.assert_array_equal(x, y)
+    np.testing.assert_array_equal(hist["loss"], hist2["loss"])
+    images = make_batch(99)["images"]
+    np.testing.assert_allclose(predict(model, images), predict(again, images), rtol=0, atol=0)
+
+
+def test_validation_callback_is_recorded_in_the_history():
+    calls = []
+
+    def validate(model, step):
+        calls.append(step)
+        return {"score": float(step)}
+
+    _, hist = fit(small_model(), hm_loss, make_batch, 6, validate=validate, val_every=2, progress=False)
+    assert calls == [2, 4, 6]
+    np.testing.assert_array_equal(hist["val_step"], [2, 4, 6])
+    np.testing.assert_array_equal(hist["val_score"], [2.0, 4.0, 6.0])
+
+
+def test_regression_model_trains_with_the_same_loop():
+    def loss(model, batch):
+        t, w = codecs.regression_targets(batch["kpts"], (SIZE, SIZE))
+        return regression_loss(model(batch["images"], train=True), t, w), {}
+
+    model = RegressionPose("tiny", num_joints=3, backbone=TINY, hidden=16, rngs=nnx.Rngs(0))
+    batch = make_batch(0)
+    _, hist = fit(model, loss, lambda s: batch, 30, lr=1e-2, warmup=0.0, progress=False)
+    assert hist["loss"][-5:].mean() < 0.5 * hist["loss"][:5].mean()

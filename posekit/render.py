@@ -92,7 +92,7 @@ def finish(rgb, fg, noise_seed, noise_amp, bg, S: int):
     `noise_amp` (N,) grey levels.
     """
     N = rgb.shape[0]
-    rgb = untile(rgb)
+    rgb = untile(rgb).astype(jnp.float32)
     out = jnp.where(fg[..., None], rgb, _background(bg, S))
     noise = _hash_noise(noise_seed, (N, S, S, 3)) + _hash_noise(noise_seed ^ jnp.uint32(0x5BD1E995), (N, S, S, 3))
     out = out + noise * noise_amp[:, None, None, None]
@@ -101,19 +101,31 @@ def finish(rgb, fg, noise_seed, noise_amp, bg, S: int):
 
 # ----------------------------------------------------------------------------------------------------------------
 # Tiled rasterization: each capsule is evaluated only on the 16×16 tiles its bounding box touches. Tiles are
-# grouped by how many capsules touch them (at most 4, 8, 16, ...), and each group runs through one jitted
+# grouped by how many capsules touch them (at most 1, 2, 3, 4, 6, ... 16), and each group runs through one jitted
 # kernel with that many capsule slots, so the work follows the scene's content rather than K × pixels.
-_LEVELS = (4, 8, 16)  # capsule slots per kernel call; tiles with more capsules take several 16-slot passes
-_TILE_CHUNK = 512  # tiles per kernel call (fixed shape: three compilations in all)
+# Capsule slots per kernel call: a tile goes to the smallest level that holds its capsules (most tiles hold one to
+# four, and an empty slot costs as much as a full one); tiles with more take several passes of the largest.
+_LEVELS = (1, 2, 3, 4, 6, 8, 12, 16)
+_TILE_CHUNK = 256  # tiles per kernel call (fixed shape: one compilation per level; small, so little padding)
 
 
 @partial(jax.jit, static_argnames=("ts",))
-def _tile_kernel(A, B, R, C, kid, L, origin, zb0, lab0, rgb0, ts: int):
-    """Z-buffer one tile per row: A, B (T, M, 3), R (T, M, 2), C (T, M, 3), kid (T, M) int32 capsule ids,
-    L (T, 3), origin (T, 2) pixel of the tile's top-left, starting from zbuf zb0, label lab0 (T, ts, ts) and
-    colour rgb0 (T, ts, ts, 3) (so a tile's capsules can come in several passes). Returns the updated three."""
+def _tile_kernel(caps, tl, init, ts: int):
+    """Z-buffer one tile per row. caps (T, M, 12): per capsule slot the ends A, B (3 + 3), radii (2), colour (3)
+    and capsule id (as a float); tl (T, 6): light direction (3), pixel of the tile's top-left (2) and the label
+    of empty pixels; init: None for a tile's first pass, else its zbuf, label (T, ts, ts) and colour
+    (T, ts, ts, 3) uint8 so far (a tile's capsules can come in several passes). Returns the updated three.
+    (Few, packed arguments: each argument of a call costs a transfer.)"""
+    A, B, R, C, kid = caps[..., 0:3], caps[..., 3:6], caps[..., 6:8], caps[..., 8:11], caps[..., 11].astype(jnp.int32)
+    L, origin = tl[:, 0:3], tl[:, 3:5]
+    if init is None:
+        zb0 = jnp.full((tl.shape[0], ts, ts), jnp.inf, jnp.float32)
+        lab0 = jnp.broadcast_to(tl[:, 5, None, None].astype(jnp.int32), zb0.shape)
+        rgb0 = jnp.zeros(zb0.shape + (3,), jnp.uint8)
+    else:
+        zb0, lab0, rgb0 = init
     T, M = A.shape[:2]
-    G = min(M, 8)
+    G = M if M <= 8 else M // 2  # capsules unrolled per scan step
     col = lambda a: a[:, None, None]
     ys = origin[:, 1, None, None].astype(jnp.float32) + jnp.arange(ts, dtype=jnp.float32)[None, :, None]
     xs = origin[:, 0, None, None].astype(jnp.float32) + jnp.arange(ts, dtype=jnp.float32)[None, None, :]
@@ -121,11 +133,13 @@ def _tile_kernel(A, B, R, C, kid, L, origin, zb0, lab0, rgb0, ts: int):
     D = B - A
     inv = 1.0 / jnp.maximum(D[..., 0] ** 2 + D[..., 1] ** 2, 1e-6)
     per_step = lambda a: jnp.moveaxis(a.reshape((T, M // G, G) + a.shape[2:]), 1, 0)
-    xs_ = (per_step(A), per_step(D), per_step(R), per_step(C), per_step(kid), per_step(inv))
+    xs_ = (per_step(A), per_step(D), per_step(R), per_step(inv), jnp.arange(0, M, G, dtype=jnp.int32))
 
+    # The loop keeps, per pixel, the winner's depth, slot, Lambert numerator and radius; the shade, colour and
+    # capsule id of the winner are looked up once at the end (cheaper than blending colours for every slot).
     def body(carry, x):
-        zb, lab, r_, g_, b_ = carry
-        a_, d_, rr, cc, kk, iv = x
+        zb, slot, num, rad = carry
+        a_, d_, rr, iv, step = x
         for k in range(G):
             ax, ay, az = col(a_[:, k, 0]), col(a_[:, k, 1]), col(a_[:, k, 2])
             dx, dy, dz = col(d_[:, k, 0]), col(d_[:, k, 1]), col(d_[:, k, 2])
@@ -138,19 +152,24 @@ def _tile_kernel(A, B, R, C, kid, L, origin, zb0, lab0, rgb0, ts: int):
             hz = jnp.sqrt(jnp.maximum(h2, 0.0))
             z = az + t * dz - hz
             win = (h2 > 0.0) & (z < zb)
-            # Lambert: the surface normal is (ex, ey, -hz) / r; L points towards the light.
-            s = (ex * lx + ey * ly - hz * lz) / jnp.maximum(r, 1e-3)
-            s = AMBIENT + (1.0 - AMBIENT) * jnp.maximum(s, 0.0)
             zb = jnp.where(win, z, zb)
-            lab = jnp.where(win, col(kk[:, k]), lab)
-            r_ = jnp.where(win, s * col(cc[:, k, 0]), r_)
-            g_ = jnp.where(win, s * col(cc[:, k, 1]), g_)
-            b_ = jnp.where(win, s * col(cc[:, k, 2]), b_)
-        return (zb, lab, r_, g_, b_), None
+            slot = jnp.where(win, step + k, slot)
+            # Lambert: the surface normal is (ex, ey, -hz) / r; L points towards the light.
+            num = jnp.where(win, ex * lx + ey * ly - hz * lz, num)
+            rad = jnp.where(win, r, rad)
+        return (zb, slot, num, rad), None
 
-    init = (zb0, lab0, rgb0[..., 0], rgb0[..., 1], rgb0[..., 2])
-    (zb, lab, r_, g_, b_), _ = jax.lax.scan(body, init, xs_)
-    return zb, lab, jnp.stack([r_, g_, b_], -1)
+    zeros = jnp.zeros_like(zb0)
+    init = (zb0, jnp.full(zb0.shape, -1, jnp.int32), zeros, zeros)
+    (zb, slot, num, rad), _ = jax.lax.scan(body, init, xs_)
+    won = slot >= 0
+    flat = jnp.maximum(slot, 0).reshape(T, ts * ts)
+    lab = jnp.where(won, jnp.take_along_axis(kid, flat, axis=1).reshape(T, ts, ts), lab0)
+    colour = jnp.take_along_axis(C, flat[..., None], axis=1).reshape(T, ts, ts, 3)
+    s = AMBIENT + (1.0 - AMBIENT) * jnp.maximum(num / jnp.maximum(rad, 1e-3), 0.0)
+    shaded = jnp.clip(jnp.round(s[..., None] * colour), 0, 255).astype(jnp.uint8)  # a quarter of float32's bytes
+    rgb = jnp.where(won[..., None], shaded, rgb0)
+    return zb, lab, rgb
 
 
 def _pad_rows(a: np.ndarray, n: int, fill=0) -> np.ndarray:
@@ -163,7 +182,7 @@ def raster(A, B, R, C, L, S: int):
     C (N, K, 3) colours, L (N, 3) light directions; an S×S image each.
 
     Returns zbuf (N, S, S) float32 (inf where empty), label (N, S, S) int32 (the winning capsule's index,
-    K where empty), colour tiles (N, S/t, S/t, t, t, 3) float32 (shaded, 0 where empty; `untile` gives
+    K where empty), colour tiles (N, S/t, S/t, t, t, 3) uint8 (shaded, rounded, 0 where empty; `untile` gives
     (N, S, S, 3)). Pure numpy in, numpy out.
     """
     A, B, R, C, L = (np.asarray(a, np.float32) for a in (A, B, R, C, L))
@@ -188,6 +207,14 @@ def raster(A, B, R, C, L, S: int):
     nxf = nx.reshape(-1)[cap]
     tx = tx0.reshape(-1)[cap] + local % nxf
     ty = ty0.reshape(-1)[cap] + local // nxf
+    # Drop the pairs whose tile the capsule's box touches but the capsule itself cannot (diagonal limbs): a pixel
+    # within r of the segment lies within r + (ts − 1)/√2 of it from the tile's centre.
+    a2, b2 = A[..., :2].reshape(-1, 2)[cap], B[..., :2].reshape(-1, 2)[cap]
+    d2 = b2 - a2
+    c2 = np.stack([tx, ty], -1) * ts + (ts - 1) / 2 - a2
+    t = np.clip((c2 * d2).sum(-1) / np.maximum((d2 * d2).sum(-1), 1e-12), 0.0, 1.0)
+    near = np.hypot(*(c2 - t[:, None] * d2).T) <= rmax.reshape(-1)[cap] + (ts - 1) * 0.7072 + 0.01
+    cap, tx, ty = cap[near], tx[near], ty[near]
     tile = (cap // K) * nt * nt + ty * nt + tx
     order = np.argsort(tile, kind="stable")  # stable: within a tile, capsules stay in index order
     cap, tile = cap[order], tile[order]
@@ -195,44 +222,57 @@ def raster(A, B, R, C, L, S: int):
     first = np.cumsum(per_tile) - per_tile
     pos = np.arange(cap.size) - first[tile]
 
-    zb = np.full((N * nt * nt, ts, ts), np.inf, np.float32)
-    lab = np.full((N * nt * nt, ts, ts), K, np.int32)
-    rgb = np.zeros((N * nt * nt, ts, ts, 3), np.float32)
+    # Depth and label live in image layout (N, S/ts, ts, S/ts, ts): tile (n, ty, tx) is [n, ty, :, tx, :], and
+    # the (N, S, S) result is a free reshape.
+    zb = np.full((N, nt, ts, nt, ts), np.inf, np.float32)
+    lab = np.full((N, nt, ts, nt, ts), K, np.int32)
+    rgb = np.zeros((N * nt * nt, ts, ts, 3), np.uint8)
     null = N * K
     flat = lambda a, fill=0.0: np.concatenate(
         [a.reshape((N * K,) + a.shape[2:]), np.full((1,) + a.shape[2:], fill, a.dtype)]
     )
-    Af, Bf, Rf, Cf = flat(A), flat(B), flat(R), flat(C)
-    kidf = np.concatenate([np.tile(np.arange(K, dtype=np.int32), N), np.array([K], np.int32)])
-    # Sparse tiles in one 4- or 8-slot call; busy tiles in passes of 16 capsules, in index order.
-    schedule = [(4, (per_tile > 0) & (per_tile <= 4), 0), (8, (per_tile > 4) & (per_tile <= 8), 0)]
-    schedule += [(16, (per_tile > 8) & (per_tile > off), off) for off in range(0, int(per_tile.max(initial=0)), 16)]
+    kidf = np.concatenate([np.tile(np.arange(K, dtype=np.float32), N), np.array([K], np.float32)])
+    capf = np.concatenate([flat(A), flat(B), flat(R), flat(C), kidf[:, None]], 1)
+    # Each tile in one call of the smallest level that holds its capsules; busier tiles in passes of the largest,
+    # in index order.
+    lo, top = 0, _LEVELS[-1]
+    schedule = []
+    for M in _LEVELS[:-1]:
+        schedule.append((M, (per_tile > lo) & (per_tile <= M), 0))
+        lo = M
+    schedule += [(top, (per_tile > lo) & (per_tile > off), off) for off in range(0, int(per_tile.max(initial=0)), top)]
     for M, chosen, off in schedule:
         tiles = np.flatnonzero(chosen)
         if tiles.size == 0:
             continue
+        img_at = (tiles // (nt * nt), tiles // nt % nt, slice(None), tiles % nt, slice(None))
         row = np.full(N * nt * nt, -1, np.int64)
         row[tiles] = np.arange(tiles.size)
         sel = (row[tile] >= 0) & (pos >= off) & (pos < off + M)
         idx = np.full((tiles.size, M), null, np.int64)
         idx[row[tile[sel]], pos[sel] - off] = cap[sel]
-        n_img = tiles // (nt * nt)
-        origin = np.stack([(tiles % nt) * ts, (tiles // nt % nt) * ts], -1).astype(np.int32)
-        pending = []  # dispatch every chunk first: jax runs them asynchronously, in parallel where it can
-        for c in range(0, tiles.size, _TILE_CHUNK):
-            dst = tiles[c : c + _TILE_CHUNK]
-            ii = _pad_rows(idx[c : c + _TILE_CHUNK], _TILE_CHUNK, null)
-            pad = lambda a: _pad_rows(a, _TILE_CHUNK)  # noqa: B023 (used at once)
-            out = _tile_kernel(
-                Af[ii], Bf[ii], Rf[ii], Cf[ii], kidf[ii], pad(L[n_img[c : c + _TILE_CHUNK]]),
-                pad(origin[c : c + _TILE_CHUNK]), pad(zb[dst]), pad(lab[dst]), pad(rgb[dst]), ts=ts,
-            )  # fmt: skip
-            pending.append((dst, out))
-        for dst, out in pending:
-            zb[dst], lab[dst], rgb[dst] = (np.asarray(o)[: dst.size] for o in out)
-    untile = lambda a: a.reshape((N, nt, nt, ts, ts) + a.shape[3:]).swapaxes(2, 3).reshape((N, S, S) + a.shape[3:])
+        # Gather the level's inputs once, padded to whole chunks (padding rows: null capsules, empty tiles).
+        n_pad = -(-tiles.size // _TILE_CHUNK) * _TILE_CHUNK
+        idx = _pad_rows(idx, n_pad, null)
+        caps = capf[idx]
+        tl = np.zeros((n_pad, 6), np.float32)
+        tl[: tiles.size, :3] = L[tiles // (nt * nt)]
+        tl[: tiles.size, 3] = (tiles % nt) * ts
+        tl[: tiles.size, 4] = (tiles // nt % nt) * ts
+        tl[:, 5] = K
+        init = None  # the tiles' first pass: empty buffers
+        if off > 0:
+            init = tuple(_pad_rows(a[at], n_pad) for a, at in ((zb, img_at), (lab, img_at), (rgb, tiles)))
+        sl = lambda c: None if init is None else tuple(a[c : c + _TILE_CHUNK] for a in init)  # noqa: B023
+        # Dispatch every chunk first: jax runs them asynchronously while Python moves on.
+        pending = [
+            _tile_kernel(caps[c : c + _TILE_CHUNK], tl[c : c + _TILE_CHUNK], sl(c), ts=ts)
+            for c in range(0, n_pad, _TILE_CHUNK)
+        ]
+        for buf, at, j in ((zb, img_at, 0), (lab, img_at, 1), (rgb, tiles, 2)):
+            buf[at] = np.concatenate([np.asarray(out[j]) for out in pending])[: tiles.size]
     # The colour stays tiled, (N, S/ts, S/ts, ts, ts, 3): `finish` untiles it inside XLA, saving a big copy.
-    return untile(zb), untile(lab), rgb.reshape(N, nt, nt, ts, ts, 3)
+    return zb.reshape(N, S, S), lab.reshape(N, S, S), rgb.reshape(N, nt, nt, ts, ts, 3)
 
 
 def finish_batched(rgb, fg, noise_seed, noise_amp, bg: dict, S: int, chunk: int = 256) -> np.ndarray:
@@ -289,6 +329,9 @@ def pad_batch(tree: dict, n_to: int) -> dict:
             out[k] = pad_batch(v, n_to)
         else:
             v = np.asarray(v)
+            if v.shape[0] == n_to:  # nothing to pad: no copy
+                out[k] = v
+                continue
             pad = np.zeros((n_to - v.shape[0],) + v.shape[1:], v.dtype)
             out[k] = np.concatenate([v, pad], axis=0)
     return out

@@ -54,6 +54,10 @@ POSE_NAMES: tuple[str, ...] = (
 BLOCK_SINGLE = 64  # crops drawn from one random stream
 BLOCK_SCENE = 8  # scenes drawn from one random stream
 _CHUNK_SINGLE = 256  # crops per jit call (a fixed shape: one compilation per size)
+# Scene person sizes: the person's extent (the larger side of its box) over the image side is log-normal
+# (median, sigma), clipped to a range; a scene keeps people while the sum of squared extents fits the budget.
+_SIZE_MEDIAN, _SIZE_SIGMA, _SIZE_RANGE = 0.68, 0.65, (0.08, 1.6)
+_SCENE_BUDGET = 2.0
 
 # ----------------------------------------------------------------------------------------------------------------
 # Poses: boxes of joint angles (radians). A limb direction is (θ, φ): θ the angle from straight down,
@@ -521,7 +525,15 @@ def _scene_block(seed: int, block: int, S: int, max_people: int, distractors: in
     """Capsules and labels of one block of BLOCK_SCENE scenes, in scene pixels (one dict per scene)."""
     rng = np.random.default_rng([seed, 2, block])
     n = BLOCK_SCENE
-    counts = rng.integers(1, max_people + 1, n)
+    # Person sizes first (extent as a fraction of the image side, log-normal like COCO's mostly medium and
+    # large people), then how many of the 1..max_people drawn slots fit: a person is kept while the scene's
+    # summed squared sizes stay within _SCENE_BUDGET, so scenes with a near (large) person hold few people.
+    wanted = rng.integers(1, max_people + 1, n)
+    frac = np.clip(np.exp(rng.normal(np.log(_SIZE_MEDIAN), _SIZE_SIGMA, (n, max_people))), *_SIZE_RANGE)
+    slot_used = np.cumsum(frac**2, 1)
+    kept = (np.arange(max_people) < wanted[:, None]) & ((slot_used <= _SCENE_BUDGET) | (np.arange(max_people) == 0))
+    kept = np.cumprod(kept, 1).astype(bool)  # a prefix of the slots
+    counts = kept.sum(1)
     has_crowd = rng.random(n) < crowd_prob
     crowd_counts = np.where(has_crowd, rng.integers(4, 11, n), 0)
     total = int(counts.sum() + crowd_counts.sum())
@@ -530,9 +542,12 @@ def _scene_block(seed: int, block: int, S: int, max_people: int, distractors: in
     A, B, rad, tol = _capsule_geometry(P, p)
     ext = _extent(A, B, rad)
     span = np.maximum(ext[:, 2] - ext[:, 0], ext[:, 3] - ext[:, 1])
-    # Person heights log-uniform from tiny (far away) to most of the image, anywhere (some cut by the border).
-    height = S * np.exp(rng.uniform(np.log(0.07), np.log(0.8), total))
-    pos = rng.uniform(-0.05, 1.05, (total, 2)) * S
+    # Person extents from `frac`; small people anywhere, large ones nearer the middle (all may be cut by the
+    # border; the largest are always cut, like close-ups).
+    height = np.zeros(total)
+    height[: counts.sum()] = S * frac[kept]
+    spread = np.clip(1.25 - 0.55 * height / S, 0.4, 1.1)
+    pos = (0.5 + spread[:, None] * rng.uniform(-0.5, 0.5, (total, 2))) * S
     # A crowd: 4-10 small people packed into one box, annotated as a single iscrowd region.
     crowd_box = np.zeros((n, 4))
     crowd_box[:, :2] = rng.uniform(0.05, 0.6, (n, 2)) * S
@@ -542,7 +557,12 @@ def _scene_block(seed: int, block: int, S: int, max_people: int, distractors: in
     cb = crowd_box[scene_of]
     height = np.where(is_crowd, S * rng.uniform(0.06, 0.11, total), height)
     pos = np.where(is_crowd[:, None], cb[:, :2] + rng.random((total, 2)) * (cb[:, 2:] - cb[:, :2]), pos)
-    scale = np.minimum(height, 0.98 * S) / span
+    scale = height / span
+    # Most people keep their head in the picture (close-ups lose their legs, as in photos): the top of the
+    # box is lowered to at most 6% of the image above the border.
+    top = pos[:, 1] - 0.5 * (ext[:, 3] - ext[:, 1]) * scale
+    lift = np.maximum(-rng.uniform(0.0, 0.06, total) * S - top, 0.0)
+    pos[:, 1] += np.where((rng.random(total) < 0.9) & ~is_crowd, lift, 0.0)
     # Far to near: mostly small people behind big ones; crowds behind everyone.
     near = scale * span / S + rng.normal(0, 0.08, total)
     depth_off = np.zeros(total)
@@ -651,8 +671,10 @@ def render_scenes(
 ) -> dict:
     """Render `num` multi-person scenes (scenes start..start+num−1 of the stream `seed`).
 
-    Each scene has 1..max_people people of heights log-uniform between 7% and 80% of the image, anywhere
-    (so some are cut by the border), painted far (small) to near (large) so they overlap; `distractors`
+    Each scene has 1..max_people people whose extent is log-normal around 68% of the image side (8% to 160%;
+    at size 256 about 20% small, 55% medium, 25% large people by COCO's sqrt(area) bins 32 and 96 px), fewer
+    people when they are large, anywhere but mostly with the head inside (so some, and every close-up, are cut
+    by the border), painted far (small) to near (large) so they overlap; `distractors`
     clutter capsules; with probability `crowd_prob` a group of small people annotated as one iscrowd=1 region.
     People left with no visible pixel are dropped.
     Returns "images" (N, S, S, 3) uint8 and "people": N dicts with "keypoints" (P, 17, 3), "bboxes" (P, 4),

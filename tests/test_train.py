@@ -65,7 +65,9 @@ def test_regression_loss_is_zero_at_the_target_and_weighted():
     bad = t.copy()
     bad[:, 2] += 1.0
     assert float(regression_loss(bad, t, w)) == 0.0
-    assert float(regression_loss(bad, t, np.ones_like(w), kind="l2")) == pytest.approx(2 * 4 / 12)  # (1² + 1²) on 4 of 12 joints
+    assert float(regression_loss(bad, t, np.ones_like(w), kind="l2")) == pytest.approx(
+        2 * 4 / 12
+    )  # (1² + 1²) on 4 of 12 joints
 
 
 def test_two_runs_with_the_same_seed_give_identical_params():

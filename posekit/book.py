@@ -145,7 +145,11 @@ def record(name: str, value, *, tol: float | None = None, display: bool = False)
 
 
 def glue(name: str, value, display: bool = False) -> None:
-    """myst-nb glue when running inside a notebook build; a no-op elsewhere."""
+    """myst-nb glue when running inside a notebook build; a no-op elsewhere.
+
+    Numpy/JAX scalars are converted to Python numbers first, so ``{glue:text}`name:.3f``` can format them.
+    """
+    value = _plain(value) if not isinstance(value, str) else value
     try:
         from IPython import get_ipython
         from myst_nb import glue as _glue

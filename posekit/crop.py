@@ -19,17 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from posekit.codecs import _check_size
 from posekit.skeleton import KeypointSet
-
-
-def _check_size(name: str, size) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in size)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be (width, height), found {size!r}") from None
-    if w <= 0 or h <= 0:
-        raise ValueError(f"{name} must be positive (width, height), found {size!r}")
-    return w, h
 
 
 def _check_matrices(matrices) -> np.ndarray:

@@ -4,6 +4,7 @@ import contextlib
 import copy
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -224,3 +225,35 @@ def test_posekit_eval_with_custom_sigmas_and_bad_input(tmp_path, capsys):
     assert capsys.readouterr().out.splitlines() == expected
     assert cli.main(args) == 2  # 4 keypoints without sigmas: a one-line error, no traceback
     assert "sigmas" in capsys.readouterr().err
+
+
+def test_posekit_synth_then_eval_end_to_end(tmp_path):
+    """The installed `posekit` command: render a dataset, score jittered predictions, match pycocotools."""
+    import shutil
+    import subprocess
+    import sys
+
+    exe = shutil.which("posekit", path=str(Path(sys.executable).parent)) or shutil.which("posekit")
+    assert exe, "the `posekit` console script is not installed (pip install -e .)"
+    out = tmp_path / "scenes"
+    run = subprocess.run(
+        [exe, "synth", "--out", str(out), "--kind", "scene", "--num-images", "6", "--seed", "2", "--quiet"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    gt = json.loads((out / "annotations.json").read_text())
+    rng = np.random.default_rng(0)
+    results = []
+    for ann in gt["annotations"]:
+        if ann["iscrowd"] or ann["num_keypoints"] == 0:
+            continue
+        k = np.array(ann["keypoints"], float).reshape(-1, 3)
+        k[:, :2] += rng.normal(0, 2.0, (len(k), 2))
+        results.append({"image_id": ann["image_id"], "category_id": 1, "keypoints": k.ravel().tolist(),
+                        "score": float(rng.uniform(0.5, 1))})  # fmt: skip
+    (tmp_path / "res.json").write_text(json.dumps(results))
+    run = subprocess.run([exe, "eval", str(out / "annotations.json"), str(tmp_path / "res.json")],
+                         capture_output=True, text=True)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    _, expected = pycoco(gt, results)
+    assert run.stdout.splitlines() == expected

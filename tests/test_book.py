@@ -86,7 +86,9 @@ def browser():
 
 # Text of the page's article without code blocks: raw TeX must not survive typesetting there.
 _ARTICLE_TEXT = """() => {
-  const main = (document.querySelector('article') || document.body).cloneNode(true);
+  const root = document.querySelector('article') || document.body;
+  if (!root) return '';
+  const main = root.cloneNode(true);
   main.querySelectorAll('pre, code, .highlight, mjx-container, script, style').forEach(e => e.remove());
   return main.innerText;
 }"""
@@ -95,10 +97,14 @@ _BROKEN_IMAGES = """() => Array.from(document.images)
 
 
 def _pages(html: Path):
-    yield "index.html"
+    # index.html is only a redirect to the cover page (checked in test_index_redirects_to_the_cover)
     yield "book/intro.html"
     for nb in chapters():
         yield f"chapters/{nb.stem}.html"
+
+
+def test_index_redirects_to_the_cover(built_book):
+    assert "book/intro.html" in (built_book / "index.html").read_text()
 
 
 @pytest.mark.browser

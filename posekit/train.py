@@ -45,6 +45,28 @@ def heatmap_loss(pred, target, weights):
     return (per_joint * weights).mean()
 
 
+def heatmap_ce_loss(pred, target, weights):
+    """Weighted spatial cross-entropy: each joint's map is a softmax over its h·w cells.
+
+    The loss of Mask R-CNN's keypoint head (He et al. 2017), here with the Gaussian target normalized to sum
+    to 1 instead of a one-hot cell: mean over (B, J) of w_j · (−Σ_hw T̃ log softmax(P)), T̃ = T / Σ_hw T.
+    Unlike the MSE, every cell of the map gets a gradient that pushes probability towards the joint, so
+    small models learn much faster; the outputs are logits (decode them with `logits=True`).
+    pred: (B, h, w, J); target: (B, J, h, w); weights: (B, J), 0 for unlabelled joints.
+    """
+    pred = jnp.transpose(pred, (0, 3, 1, 2))
+    if pred.shape != target.shape:
+        raise ValueError(f"heatmap_ce_loss: pred (as B,J,h,w) {pred.shape} does not match target {target.shape}")
+    b, j, h, w = pred.shape
+    logp = jax.nn.log_softmax(pred.reshape(b, j, h * w), axis=-1)
+    t = target.reshape(b, j, h * w)
+    t = t / jnp.maximum(t.sum(-1, keepdims=True), 1e-12)
+    return (-(t * logp).sum(-1) * weights).mean()
+
+
+HEATMAP_LOSSES = {"mse": heatmap_loss, "ce": heatmap_ce_loss}
+
+
 def regression_loss(pred, target, weights, kind: str = "l1"):
     """Weighted coordinate loss: mean over (B, J) of w_j · |p − t|₁ (kind="l1") or ‖p − t‖² (kind="l2").
 
@@ -342,15 +364,22 @@ def flip_batches(data: dict, batch_size: int, seed: int, flip: bool = True):
     return batches
 
 
-def heatmap_loss_fn(input_size: int, heatmap_size: int, sigma: float = 1.0):
-    """`loss_fn(model, batch)` for heatmap models: Gaussian targets made inside the jitted step."""
+def heatmap_loss_fn(input_size: int, heatmap_size: int, sigma: float = 1.0, kind: str = "mse"):
+    """`loss_fn(model, batch)` for heatmap models: Gaussian targets made inside the jitted step.
+
+    kind: "mse" (`heatmap_loss`, SimpleBaseline's) or "ce" (`heatmap_ce_loss`, a spatial softmax).
+    """
     from posekit import codecs
+
+    if kind not in HEATMAP_LOSSES:
+        raise ValueError(f"heatmap loss kind must be one of {list(HEATMAP_LOSSES)}, got {kind!r}")
+    f = HEATMAP_LOSSES[kind]
 
     def loss_fn(model, batch):
         target, weights = codecs.heatmap_targets(
             batch["kpts"], (input_size, input_size), (heatmap_size, heatmap_size), sigma
         )
-        return heatmap_loss(model(batch["images"], train=True), target, weights), {}
+        return f(model(batch["images"], train=True), target, weights), {}
 
     return loss_fn
 
@@ -366,11 +395,15 @@ def regression_loss_fn(input_size: int, kind: str = "l1"):
     return loss_fn
 
 
-def predict_keypoints(model, images, *, decoder: str = "argmax", flip_test: bool = False, batch_size: int = 256):
+def predict_keypoints(
+    model, images, *, decoder: str = "argmax", flip_test: bool = False, logits: bool = False, batch_size: int = 256
+):
     """Keypoints (N, J, 2) in input pixels from a heatmap model (output (B, h, w, J)) or a regression model.
 
     images: (N, S, S, 3) uint8 or float in [0, 1]. decoder: "argmax" or "dark" (heatmaps only).
     flip_test: average the heatmaps (or coordinates) of the image and of its mirror image, flipped back.
+    logits: the model's maps are spatial logits (trained with `heatmap_ce_loss`); they are turned into
+      probabilities (a softmax over each map) before decoding, as DARK needs positive, peaked maps.
     """
     from posekit import codecs
     from posekit.skeleton import COCO
@@ -389,6 +422,8 @@ def predict_keypoints(model, images, *, decoder: str = "argmax", flip_test: bool
     if flip_test:
         hm_f = np.transpose(predict(model, x[:, :, ::-1], batch_size), (0, 3, 1, 2))
         hm = 0.5 * (hm + np.asarray(codecs.flip_back(hm_f, COCO)))
+    if logits:
+        hm = spatial_softmax(hm)
     if decoder == "argmax":
         coords, _ = codecs.decode_argmax(hm)
     elif decoder == "dark":
@@ -396,6 +431,13 @@ def predict_keypoints(model, images, *, decoder: str = "argmax", flip_test: bool
     else:
         raise ValueError(f"decoder must be 'argmax' or 'dark', got {decoder!r}")
     return np.asarray(codecs.heatmap_to_input(coords, size, (hm.shape[3], hm.shape[2])))
+
+
+def spatial_softmax(heatmaps) -> np.ndarray:
+    """Softmax over the (h, w) cells of each map: (N, J, h, w) logits → probabilities summing to 1 per map."""
+    hm = np.asarray(heatmaps, np.float64)
+    e = np.exp(hm - hm.max(axis=(-2, -1), keepdims=True))
+    return (e / e.sum(axis=(-2, -1), keepdims=True)).astype(np.float32)
 
 
 def pck_bbox(pred, data: dict, thr: float = 0.1) -> float:
@@ -424,32 +466,39 @@ def single_person_run(
     val: dict | None = None,
     seed: int = 0,
     size: int = 64,
-    sigma: float = 2.0,
-    lr: float = 2e-3,
+    sigma: float = 1.0,
+    loss: str = "ce",
+    lr: float = 6e-3,
     batch_size: int = 32,
     progress: bool = True,
     **model_kwargs,
 ):
     """Train (or load, if a finished run with the same config exists) one model of chapters 2-3.
 
-    Data: `synthetic_single(train_size, seed, size)` with random flips; heatmaps at size/4 with Gaussian std
-    `sigma` (heatmap px) for heatmap models, L1 on normalized coordinates for regression. `val`: a dataset
-    (as `synthetic_single` returns) scored with PCK@0.1 (bbox) 6 times during training.
+    Data: `synthetic_single(train_size, seed, size)` with random flips. Heatmap models: Gaussian targets of
+    std `sigma` (heatmap px) at the model's output stride, `loss` "ce" (`heatmap_ce_loss`, the default: it
+    learns several times faster on a CPU budget) or "mse" (`heatmap_loss`). Regression models: L1 on
+    normalized coordinates (`loss` and `sigma` are ignored). Adam, warmup-cosine schedule peaking at `lr`.
+    `val`: a dataset (as `synthetic_single` returns) scored with PCK@0.1 (bbox) 6 times during training.
     Returns (model, history); the run lives in `run_dir(f"single-{kind}", config)`.
     """
+    heat = kind != "regression"
     cfg = dict(kind=kind, variant=variant, steps=steps, train_size=train_size, seed=seed, size=size, lr=lr,
-               batch_size=batch_size, sigma=sigma if kind != "regression" else None, **model_kwargs)  # fmt: skip
+               batch_size=batch_size, sigma=sigma if heat else None, loss=loss if heat else "l1", **model_kwargs)  # fmt: skip
     if val is not None:
         cfg["val"] = [int(len(val["images"])), float(val["keypoints"].sum())]
     data = synthetic_single(train_size, seed, size)
     model = build_model(kind, variant, seed=seed, **model_kwargs)
-    loss = regression_loss_fn(size) if kind == "regression" else heatmap_loss_fn(size, size // 4, sigma)
+    if heat:
+        loss_fn = heatmap_loss_fn(size, size // model.output_stride, sigma, loss)
+    else:
+        loss_fn = regression_loss_fn(size)
 
     def validate(m, step):
-        return {"pck": pck_bbox(predict_keypoints(m, val["images"]), val)}
+        return {"pck": pck_bbox(predict_keypoints(m, val["images"], logits=heat and loss == "ce"), val)}
 
     return fit(
-        model, loss, flip_batches(data, batch_size, seed), steps, lr=lr,
+        model, loss_fn, flip_batches(data, batch_size, seed), steps, lr=lr,
         ckpt_dir=run_dir(f"single-{kind}", cfg), ckpt_every=max(steps // 4, 50),
         validate=validate if val is not None else None, val_every=max(steps // 6, 1),
         progress=progress, desc=f"{kind}-{variant}",

@@ -37,3 +37,25 @@ def test_compare_flags_missing_and_unexpected_numbers():
 def test_every_chapter_has_expected_quick_values():
     missing = [nb.stem for nb in chapters() if not expected_for(nb.stem, "quick")]
     assert not missing, f"no stored quick-profile values for {missing}; run `make expected PROFILE=quick`"
+
+
+def _chapter_values(run_chapter, stem: str) -> dict:
+    from tests.harness import CHAPTERS_DIR
+
+    _, values, _ = run_chapter(CHAPTERS_DIR / f"{stem}.ipynb", "quick")
+    return {k: v["value"] for k, v in values.items()}
+
+
+@pytest.mark.chapters
+def test_heatmap_beats_regression_quick_profile(run_chapter):
+    """Chapter 3's claim: same backbone, data and steps, and the heatmap model is clearly more accurate."""
+    v = _chapter_values(run_chapter, "03_heatmap")
+    assert v["hm_pck01"] > v["reg_pck01_ch3"] + 0.1, v
+    assert v["codec_pck01"] == 1.0  # the 16×16 heatmap grid itself loses nothing at PCK@0.1
+
+
+@pytest.mark.chapters
+@pytest.mark.xfail(strict=True, reason="issue 5's quick target is not met: 600 CPU steps on the hard synthetic crops")
+def test_heatmap_reaches_090_quick_profile(run_chapter):
+    """The issue's target for the quick profile (<= 90 s on 2 cores). Known to fail: see chapter 3's diagnosis."""
+    assert _chapter_values(run_chapter, "03_heatmap")["hm_pck01"] >= 0.90

@@ -84,3 +84,31 @@ def test_bad_arguments_name_the_valid_choices():
         SimpleBaseline("tiny", head="bilinear", rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match="power-of-two"):
         num_upsamplings(16, 3)
+
+
+def test_fan_in_normal_is_deterministic_with_the_lecun_scale():
+    import jax
+
+    from posekit.models.layers import fan_in_normal
+
+    key = jax.random.key(3)
+    a = np.asarray(fan_in_normal(key, (3, 3, 64, 128)))
+    np.testing.assert_array_equal(a, np.asarray(fan_in_normal(key, (3, 3, 64, 128))))
+    assert not np.array_equal(a, np.asarray(fan_in_normal(jax.random.key(4), (3, 3, 64, 128))))
+    assert abs(a.mean()) < 0.002 and a.std() == pytest.approx(1 / np.sqrt(3 * 3 * 64), rel=0.02)
+    # same model twice from the same seed: identical; under nnx.eval_shape: only shapes, nothing drawn
+    p1 = jax.tree.leaves(nnx.state(SimpleBaseline("tiny", rngs=nnx.Rngs(0)), nnx.Param))
+    p2 = jax.tree.leaves(nnx.state(SimpleBaseline("tiny", rngs=nnx.Rngs(0)), nnx.Param))
+    assert all(np.array_equal(x, y) for x, y in zip(p1, p2))
+    abstract = nnx.eval_shape(lambda: SimpleBaseline("tiny", rngs=nnx.Rngs(0)))
+    assert param_count(abstract) == param_count(SimpleBaseline("tiny", rngs=nnx.Rngs(0)))
+
+
+def test_flops_and_feature_shapes_of_an_abstract_model_match_the_real_one():
+    from posekit.models import feature_shapes
+
+    real = HRNet("lite", rngs=nnx.Rngs(0))
+    abstract = nnx.eval_shape(lambda: HRNet("lite", rngs=nnx.Rngs(0)))
+    assert flops(abstract, (1, 64, 64, 3)) == flops(real, (1, 64, 64, 3))
+    _, feats = real(X, return_features=True)
+    assert feature_shapes(abstract, X.shape) == {k: tuple(v.shape) for k, v in feats.items()}

@@ -7,7 +7,18 @@ from flax import nnx
 
 from posekit import codecs
 from posekit.models import RegressionPose, SimpleBaseline
-from posekit.train import fit, heatmap_loss, load_run, predict, regression_loss, step_rng
+from posekit.train import (
+    fit,
+    heatmap_ce_loss,
+    heatmap_loss,
+    heatmap_loss_fn,
+    load_run,
+    predict,
+    predict_keypoints,
+    regression_loss,
+    spatial_softmax,
+    step_rng,
+)
 
 TINY = dict(widths=(8, 8), depths=(1, 1), stem_width=8, stem_stride=2)  # stride 8: 32×32 → 4×4
 SIZE = 32
@@ -41,11 +52,24 @@ def params(model):
     return [np.asarray(p) for p in jax.tree.leaves(nnx.state(model))]
 
 
-def test_training_reduces_the_loss_on_a_fixed_batch():
+@pytest.mark.parametrize("kind", ["mse", "ce"])
+def test_training_reduces_the_loss_on_a_fixed_batch(kind):
     batch = make_batch(0)
-    model, hist = fit(small_model(), hm_loss, lambda step: batch, 40, lr=1e-2, warmup=0.0, progress=False)
+    loss_fn = heatmap_loss_fn(SIZE, SIZE // 4, 1.0, kind)
+
+    def with_weights(model, batch):
+        loss, _ = loss_fn(model, batch)
+        _, w = codecs.heatmap_targets(batch["kpts"], (SIZE, SIZE), (SIZE // 4, SIZE // 4), 1.0)
+        return loss, {"w": w.mean()}
+
+    model, hist = fit(small_model(), with_weights, lambda step: batch, 40, lr=1e-2, warmup=0.0, progress=False)
     assert hist["loss"].shape == (40,)
-    assert hist["loss"][-5:].mean() < 0.5 * hist["loss"][:5].mean()
+    floor = 0.0  # the smallest possible loss: 0 for the MSE, the targets' entropy for the cross-entropy
+    if kind == "ce":
+        t, w = codecs.heatmap_targets(batch["kpts"], (SIZE, SIZE), (SIZE // 4, SIZE // 4), 1.0)
+        t = np.asarray(t, np.float64) / np.asarray(t).sum(axis=(2, 3), keepdims=True).clip(1e-12)
+        floor = float((-(t * np.log(np.maximum(t, 1e-30))).sum(axis=(2, 3)) * w).mean())
+    assert hist["loss"][-5:].mean() - floor < 0.5 * (hist["loss"][:5].mean() - floor)
     assert np.all(hist["w"] == pytest.approx(2 / 3))  # unlabelled joints carry weight 0
 
 
@@ -56,6 +80,49 @@ def test_heatmap_loss_ignores_unlabelled_joints():
     pred[..., 2] = 5.0  # wrong everywhere on the unlabelled joint's map
     assert float(heatmap_loss(pred, target, weights)) == 0.0
     assert float(heatmap_loss(pred + 0.1, target, weights)) > 0.0
+
+
+def test_ce_loss_is_smallest_when_the_softmax_equals_the_normalized_target():
+    batch = make_batch(0)
+    target, weights = codecs.heatmap_targets(batch["kpts"], (SIZE, SIZE), (8, 8), 1.0)
+    t = np.asarray(target, np.float64)
+    t = t / t.sum(axis=(2, 3), keepdims=True).clip(1e-12)
+    best = np.transpose(np.log(np.maximum(t, 1e-30)), (0, 2, 3, 1)).astype(np.float32)
+    entropy = -(t * np.log(np.maximum(t, 1e-30))).sum(axis=(2, 3))
+    assert float(heatmap_ce_loss(best, target, weights)) == pytest.approx((entropy * weights).mean(), rel=1e-4)
+    rng = np.random.default_rng(0)
+    for _ in range(3):  # any other logits cost more
+        assert float(heatmap_ce_loss(best + rng.normal(0, 0.5, best.shape), target, weights)) > float(
+            heatmap_ce_loss(best, target, weights)
+        )
+    worse = best.copy()
+    worse[..., 2] = rng.normal(0, 3, worse[..., 2].shape)  # the unlabelled joint: ignored
+    assert float(heatmap_ce_loss(worse, target, weights)) == float(heatmap_ce_loss(best, target, weights))
+    assert float(heatmap_ce_loss(best + 7.0, target, weights)) == pytest.approx(
+        float(heatmap_ce_loss(best, target, weights)), rel=1e-5
+    )  # a softmax ignores a constant offset
+
+
+def test_heatmap_loss_fn_names_the_valid_kinds():
+    with pytest.raises(ValueError, match=r"one of \['mse', 'ce'\], got 'l2'"):
+        heatmap_loss_fn(SIZE, 8, 1.0, "l2")
+
+
+def test_spatial_softmax_sums_to_one_and_keeps_the_argmax():
+    hm = np.random.default_rng(0).normal(0, 4, (2, 3, 5, 6)).astype(np.float32)
+    p = spatial_softmax(hm)
+    np.testing.assert_allclose(p.sum(axis=(2, 3)), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(p.reshape(6, -1).argmax(1), hm.reshape(6, -1).argmax(1))
+
+
+def test_predict_keypoints_with_logits_decodes_the_same_peak():
+    """A model whose outputs are logits (CE training) decodes to the same joints with DARK as with argmax."""
+    model = small_model()
+    images = make_batch(0)["images"]
+    a = predict_keypoints(model, images, logits=True)
+    d = predict_keypoints(model, images, decoder="dark", logits=True)
+    assert a.shape == d.shape == (8, 3, 2)
+    assert np.all(np.isfinite(d)) and np.abs(a - d).max() <= 4 * 1.5  # DARK moves at most ~1 cell (stride 4)
 
 
 def test_regression_loss_is_zero_at_the_target_and_weighted():

@@ -11,7 +11,7 @@ from __future__ import annotations
 import jax
 from flax import nnx
 
-from posekit.models.layers import BasicBlock, ConvBN, upsample_nearest
+from posekit.models.layers import BasicBlock, ConvBN, conv, upsample_nearest
 
 # widths per branch, blocks per branch in a module, modules per stage (stage s has s+1 branches)
 VARIANTS = {
@@ -98,14 +98,14 @@ class HRNet(nnx.Module):
             stages.append(nnx.List([HRModule(widths[: k + 2], blocks, rngs=rngs) for _ in range(m)]))
         self.transitions = nnx.List(transitions)
         self.stages = nnx.List(stages)
-        self.final = nnx.Conv(widths[0], num_joints, (1, 1), rngs=rngs)
+        self.final = conv(widths[0], num_joints, 1, bias=True, rngs=rngs)
         self.output_stride = 4
 
     def __call__(self, x, train: bool = False, return_features: bool = False):
         """Returns heatmaps (B, h, w, J), or (heatmaps, features dict) with return_features=True."""
         feats = {}
-        for conv in self.stem:
-            x = conv(x, train)
+        for layer in self.stem:
+            x = layer(x, train)
         for block in self.stage1:
             x = block(x, train)
         xs = [x]

@@ -17,11 +17,31 @@ import numpy as np
 from flax import nnx
 
 
+def fan_in_normal(key, shape, dtype=jnp.float32):
+    """Kernel initializer N(0, 1/fan_in) (LeCun normal, untruncated; fan_in = prod(shape[:-1])), drawn by numpy.
+
+    The distribution Flax uses by default, without its cost on a CPU: jax.random compiles an XLA program for
+    every new kernel shape (about 0.5 s each, several seconds per model), numpy draws in microseconds. The
+    draw is deterministic in `key`; under a trace (`nnx.eval_shape`, `jax.jit`) it falls back to jax.random.
+    """
+    fan_in = math.prod(shape[:-1])
+    if isinstance(key, jax.core.Tracer):
+        return jax.random.normal(key, shape, dtype) / math.sqrt(fan_in)
+    seed = np.asarray(jax.random.key_data(key)).ravel().tolist()
+    return jnp.asarray(np.random.default_rng(seed).normal(0.0, 1.0 / math.sqrt(fan_in), shape), dtype)
+
+
+def conv(cin: int, cout: int, kernel: int, stride: int = 1, *, bias: bool = False, rngs: nnx.Rngs) -> nnx.Conv:
+    """A k×k 'SAME' convolution initialized with `fan_in_normal` (every conv of the book's models)."""
+    return nnx.Conv(cin, cout, (kernel, kernel), strides=stride, padding="SAME", use_bias=bias,
+                    kernel_init=fan_in_normal, rngs=rngs)  # fmt: skip
+
+
 class ConvBN(nnx.Module):
     """k×k convolution (no bias) → BatchNorm → optional ReLU.  (B,H,W,Cin) → (B,H/s,W/s,Cout)."""
 
     def __init__(self, cin: int, cout: int, kernel: int = 3, stride: int = 1, *, act: bool = True, rngs: nnx.Rngs):
-        self.conv = nnx.Conv(cin, cout, (kernel, kernel), strides=stride, padding="SAME", use_bias=False, rngs=rngs)
+        self.conv = conv(cin, cout, kernel, stride, rngs=rngs)
         self.bn = nnx.BatchNorm(cout, momentum=0.9, rngs=rngs)
         self.act = act
 
@@ -120,11 +140,12 @@ class Upsample(nnx.Module):
             raise ValueError(f"Upsample: kind must be one of {self.KINDS}, got {kind!r}")
         self.kind = kind
         if kind == "deconv":
-            self.conv = nnx.ConvTranspose(cin, cout, (4, 4), strides=(2, 2), padding="SAME", use_bias=False, rngs=rngs)
+            self.conv = nnx.ConvTranspose(cin, cout, (4, 4), strides=(2, 2), padding="SAME", use_bias=False,
+                                          kernel_init=fan_in_normal, rngs=rngs)  # fmt: skip
         elif kind == "pixelshuffle":
-            self.conv = nnx.Conv(cin, 4 * cout, (3, 3), padding="SAME", use_bias=False, rngs=rngs)
+            self.conv = conv(cin, 4 * cout, 3, rngs=rngs)
         else:
-            self.conv = nnx.Conv(cin, cout, (3, 3), padding="SAME", use_bias=False, rngs=rngs)
+            self.conv = conv(cin, cout, 3, rngs=rngs)
         self.bn = nnx.BatchNorm(cout, momentum=0.9, rngs=rngs)
 
     def __call__(self, x, train: bool = False):
@@ -154,15 +175,36 @@ def param_count(model: nnx.Module) -> int:
 def flops(model: nnx.Module, input_shape=(1, 64, 64, 3)) -> float:
     """Forward-pass FLOPs of `model(x, train=False)` for one input of `input_shape`, from XLA's cost analysis.
 
-    XLA counts a multiply-add as 2 FLOPs. Returns NaN if the backend reports no cost.
+    Works on an abstract model (`nnx.eval_shape(lambda: Model(...))`): nothing is initialized or compiled,
+    only lowered. XLA counts a multiply-add as 2 FLOPs. Returns NaN if the backend reports no cost.
     """
     graphdef, state = nnx.split(model)
 
     def f(state, x):
         return nnx.merge(graphdef, state)(x, train=False)
 
+    state = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), state)
     x = jax.ShapeDtypeStruct(tuple(input_shape), jnp.float32)
-    cost = jax.jit(f).lower(state, x).compile().cost_analysis()
+    lowered = jax.jit(f).lower(state, x)
+    cost = lowered.cost_analysis()
+    if not cost:  # some backends only analyse compiled code
+        cost = lowered.compile().cost_analysis()
     if isinstance(cost, (list, tuple)):
         cost = cost[0] if cost else {}
     return float((cost or {}).get("flops", float("nan")))
+
+
+def feature_shapes(model: nnx.Module, input_shape=(1, 64, 64, 3)) -> dict:
+    """{name: shape} of the features `model(x, return_features=True)` returns, computed without running it."""
+    graphdef, state = nnx.split(model)
+
+    names = []
+
+    def f(state, x):
+        feats = nnx.merge(graphdef, state)(x, train=False, return_features=True)[1]
+        names.extend(feats)  # a list keeps the model's order (a dict output would come back sorted)
+        return list(feats.values())
+
+    state = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), state)
+    out = jax.eval_shape(f, state, jax.ShapeDtypeStruct(tuple(input_shape), jnp.float32))
+    return {k: tuple(v.shape) for k, v in zip(names, out)}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import jax
 from flax import nnx
 
-from posekit.models.layers import BACKBONES, Backbone
+from posekit.models.layers import BACKBONES, Backbone, fan_in_normal
 
 # variant → backbone (shared with SimpleBaseline) and the hidden width of the dense head (0: none)
 VARIANTS = {
@@ -34,8 +34,8 @@ class RegressionPose(nnx.Module):
         bb = cfg["backbone"]
         self.backbone = Backbone(**(BACKBONES[bb] if isinstance(bb, str) else bb), rngs=rngs)
         c = self.backbone.out_channels
-        self.hidden = nnx.Linear(c, cfg["hidden"], rngs=rngs) if cfg["hidden"] else None
-        self.out = nnx.Linear(cfg["hidden"] or c, 2 * num_joints, rngs=rngs)
+        self.hidden = nnx.Linear(c, cfg["hidden"], kernel_init=fan_in_normal, rngs=rngs) if cfg["hidden"] else None
+        self.out = nnx.Linear(cfg["hidden"] or c, 2 * num_joints, kernel_init=fan_in_normal, rngs=rngs)
         self.num_joints = num_joints
 
     def __call__(self, x, train: bool = False, return_features: bool = False):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from flax import nnx
 
-from posekit.models.layers import BACKBONES, Backbone, Upsample, num_upsamplings
+from posekit.models.layers import BACKBONES, Backbone, Upsample, conv, num_upsamplings
 
 # variant → backbone (shared with RegressionPose) and head width
 VARIANTS = {
@@ -47,7 +47,7 @@ class SimpleBaseline(nnx.Module):
             ups.append(Upsample(cin, cfg["head_width"], head, rngs=rngs))
             cin = cfg["head_width"]
         self.ups = nnx.List(ups)
-        self.final = nnx.Conv(cin, num_joints, (1, 1), rngs=rngs)
+        self.final = conv(cin, num_joints, 1, bias=True, rngs=rngs)
         self.head = head
         self.output_stride = output_stride
 

@@ -484,7 +484,8 @@ def single_person_run(
     """
     heat = kind != "regression"
     cfg = dict(kind=kind, variant=variant, steps=steps, train_size=train_size, seed=seed, size=size, lr=lr,
-               batch_size=batch_size, sigma=sigma if heat else None, loss=loss if heat else "l1", **model_kwargs)  # fmt: skip
+               batch_size=batch_size, **model_kwargs)  # fmt: skip
+    cfg["sigma"], cfg["loss"] = (sigma, loss) if heat else (None, "l1")
     if val is not None:
         cfg["val"] = [int(len(val["images"])), float(val["keypoints"].sum())]
     data = synthetic_single(train_size, seed, size)

@@ -32,15 +32,21 @@ CKPT_NAME = "checkpoint.msgpack"
 
 
 # --------------------------------------------------------------------------------------------------- losses
+def _codec_layout(name: str, pred, target):
+    """NHWC model output (B, h, w, J) → the codecs' (B, J, h, w), checked against the target's shape."""
+    pred = jnp.transpose(pred, (0, 3, 1, 2))
+    if pred.shape != target.shape:
+        raise ValueError(f"{name}: pred (as B,J,h,w) {pred.shape} does not match target {target.shape}")
+    return pred
+
+
 def heatmap_loss(pred, target, weights):
     """Weighted heatmap MSE (SimpleBaseline's JointsMSELoss): mean over (B, J) of w_j · mean_hw (P − T)².
 
     pred: (B, h, w, J) as the models output it; target: (B, J, h, w) as `posekit.codecs.heatmap_targets`
     makes it; weights: (B, J), 0 for unlabelled joints (they get zero loss).
     """
-    pred = jnp.transpose(pred, (0, 3, 1, 2))  # NHWC model output → (B, J, h, w) codec layout
-    if pred.shape != target.shape:
-        raise ValueError(f"heatmap_loss: pred (as B,J,h,w) {pred.shape} does not match target {target.shape}")
+    pred = _codec_layout("heatmap_loss", pred, target)
     per_joint = ((pred - target) ** 2).mean(axis=(2, 3))
     return (per_joint * weights).mean()
 
@@ -54,9 +60,7 @@ def heatmap_ce_loss(pred, target, weights):
     small models learn much faster; the outputs are logits (decode them with `logits=True`).
     pred: (B, h, w, J); target: (B, J, h, w); weights: (B, J), 0 for unlabelled joints.
     """
-    pred = jnp.transpose(pred, (0, 3, 1, 2))
-    if pred.shape != target.shape:
-        raise ValueError(f"heatmap_ce_loss: pred (as B,J,h,w) {pred.shape} does not match target {target.shape}")
+    pred = _codec_layout("heatmap_ce_loss", pred, target)
     b, j, h, w = pred.shape
     logp = jax.nn.log_softmax(pred.reshape(b, j, h * w), axis=-1)
     t = target.reshape(b, j, h * w)

@@ -4,7 +4,7 @@
     python benchmarks/bench_models.py --quick    # tiny variants at 64×64, fewer steps
 
 Training uses the same jitted step as `posekit.train.fit` (split/merge + jax.jit, heatmap or regression
-loss); inference uses `posekit.train.predict`. Prints a markdown table; runs unchanged on a GPU.
+loss); inference uses `posekit.inference.predict`. Prints a markdown table; runs unchanged on a GPU.
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ import numpy as np
 import optax
 from flax import nnx
 
-from posekit import codecs
+from posekit.experiments import pose_loss_fn
+from posekit.inference import predict
 from posekit.models import HRNet, RegressionPose, SimpleBaseline, flops, param_count
-from posekit.train import heatmap_ce_loss, predict, regression_loss
+from posekit.train import make_train_step
 
 
 def models(quick: bool):
@@ -40,29 +41,16 @@ def train_speed(model, size: int, batch: int, steps: int) -> float:
     kpts = np.concatenate([rng.uniform(0, size - 1, (batch, 17, 2)), np.full((batch, 17, 1), 2.0)], -1)
     kpts = kpts.astype(np.float32)
 
-    def loss_fn(m, x, kpts):
-        out = m(x, train=True)
-        if out.ndim == 3:
-            t, w = codecs.regression_targets(kpts, (size, size))
-            return regression_loss(out, t, w)
-        t, w = codecs.heatmap_targets(kpts, (size, size), (size // 4, size // 4), 1.0)
-        return heatmap_ce_loss(out, t, w)  # the loss the chapters train with (same cost as the MSE)
-
+    batch_data = {"images": x, "kpts": kpts}
     opt = nnx.Optimizer(model, optax.adam(1e-3), wrt=nnx.Param)
     graphdef, state = nnx.split((model, opt))
-
-    @jax.jit
-    def step(state, x, kpts):
-        m, o = nnx.merge(graphdef, state)
-        loss, grads = nnx.value_and_grad(loss_fn)(m, x, kpts)
-        o.update(m, grads)
-        return nnx.state((m, o)), loss
-
-    state, loss = step(state, x, kpts)  # compile
+    # the chapters' train step and loss (spatial cross-entropy for logit heatmaps, L1 for coordinates)
+    step = make_train_step(graphdef, pose_loss_fn(size))
+    state, loss, _ = step(state, batch_data)  # compile
     jax.block_until_ready(loss)
     t = time.perf_counter()
     for _ in range(steps):
-        state, loss = step(state, x, kpts)
+        state, loss, _ = step(state, batch_data)
     jax.block_until_ready(loss)
     return steps * batch / (time.perf_counter() - t)
 

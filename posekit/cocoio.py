@@ -1,4 +1,8 @@
-"""COCO person_keypoints JSON: read, validate, build and write.
+"""COCO person_keypoints JSON: read, validate, build and write: the one place that builds COCO records.
+
+Builders (every other module and chapter calls these): `person_category`, `annotation`, `make_coco`
+(a whole ground-truth dict), `keypoint_results` and `box_results` (results lists as evaluators read them).
+Readers: `read_json` (any JSON file, with the position of a syntax error), `load_coco` (read and validate).
 
 A COCO keypoint file is one JSON object with three lists::
 
@@ -99,15 +103,29 @@ def load_coco(
     if isinstance(path_or_dict, dict):
         return validate_coco(path_or_dict, kset, source="<dict>", num_keypoints_mismatch=num_keypoints_mismatch)
     path = Path(os.fspath(path_or_dict))
+    data = read_json(path, "COCO annotation file")
+    return validate_coco(data, kset, source=str(path), num_keypoints_mismatch=num_keypoints_mismatch)
+
+
+def read_json(path, what: str = "JSON file"):
+    """The JSON value in `path`. A missing file is a FileNotFoundError, a truncated or malformed one a
+    CocoFormatError naming the file and where the JSON breaks (line, column and character offset)."""
+    path = Path(os.fspath(path))
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise FileNotFoundError(f"COCO annotation file not found: {path}") from None
+        raise FileNotFoundError(f"{what} not found: {path}") from None
+    except IsADirectoryError:
+        raise CocoFormatError(f"{path}: expected a {what}, found a folder") from None
+    except UnicodeDecodeError as e:
+        raise CocoFormatError(f"{path}: not UTF-8 text (byte {e.start}); expected a {what}") from None
     try:
-        data = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as e:
-        raise CocoFormatError(f"{path}: not valid JSON ({e})") from None
-    return validate_coco(data, kset, source=str(path), num_keypoints_mismatch=num_keypoints_mismatch)
+        end = " (the file ends there: truncated?)" if e.pos >= len(text.rstrip()) else ""
+        raise CocoFormatError(
+            f"{path}: not valid JSON: {e.msg} at line {e.lineno}, column {e.colno} (character {e.pos}){end}"
+        ) from None
 
 
 def validate_coco(
@@ -242,8 +260,10 @@ def save_coco(coco: dict, path, kset: KeypointSet = COCO) -> dict:
     return checked
 
 
-def category(kset: KeypointSet = COCO, category_id: int = 1, name: str = "person") -> dict:
-    """A COCO category for a keypoint set: names and the skeleton 1-based, as COCO's JSON stores it."""
+def person_category(kset: KeypointSet = COCO, category_id: int = 1, name: str = "person") -> dict:
+    """The COCO category of a keypoint set: names and the skeleton 1-based, as COCO's JSON stores it.
+
+    Used in chapter 1."""
     return {
         "id": category_id,
         "name": name,
@@ -272,8 +292,34 @@ def bbox_from_keypoints(kpts) -> np.ndarray:
     return np.array([lo[0], lo[1], hi[0] - lo[0], hi[1] - lo[1]])
 
 
+def annotation(image_id, keypoints, *, ann_id=1, bbox=None, area=None, iscrowd: int = 0, category_id: int = 1,
+               decimals: int | None = None, **extra) -> dict:  # fmt: skip
+    """One ground-truth annotation record from arrays.
+
+    keypoints (J, 3) [x, y, v] or a flat list of 3J numbers; bbox [x, y, w, h] (default: the labelled keypoints'
+    extent); area (default: w·h of the box); `decimals` rounds coordinates (e.g. 2 for 0.01 px); extra fields
+    (e.g. ``head_box``) are added as given. ``num_keypoints`` is the count of v > 0; v is written as an int.
+    """
+    kp = np.asarray(keypoints, dtype=float).reshape(-1, 3)
+    box = bbox_from_keypoints(kp) if bbox is None else np.asarray(bbox, dtype=float).reshape(4)
+    num = (lambda x: round(float(x), decimals)) if decimals is not None else float
+    rec = {
+        "id": _plain(ann_id),
+        "image_id": _plain(image_id),
+        "category_id": _plain(category_id),
+        "keypoints": [num(x) if i % 3 < 2 else int(x) for i, x in enumerate(kp.ravel())],
+        "num_keypoints": int(np.count_nonzero(kp[:, 2] > 0)),
+        "bbox": [num(x) for x in box],
+        "area": float(box[2] * box[3] if area is None else area),
+        "iscrowd": int(iscrowd),
+    }
+    for k, v in extra.items():
+        rec[k] = [num(x) for x in np.asarray(v, dtype=float).ravel()] if isinstance(v, np.ndarray) else _plain(v)
+    return rec
+
+
 def make_coco(images, annotations, kset: KeypointSet = COCO, *, category_id: int = 1, info: dict | None = None):
-    """Build a valid COCO keypoint dict from plain records.
+    """Build a valid COCO keypoint dict from plain records. Used in chapter 7.
 
     Args:
       images: dicts with ``id`` and usually ``file_name``, ``width``, ``height``.
@@ -282,27 +328,60 @@ def make_coco(images, annotations, kset: KeypointSet = COCO, *, category_id: int
         ``iscrowd`` (0), ``id`` (1, 2, ... in order), ``category_id`` (`category_id`), any extra fields.
     Returns the validated dict with ``num_keypoints`` counted and numpy numbers turned into JSON numbers.
     """
-    imgs = [{k: _plain(v) for k, v in img.items()} for img in images]
     anns = []
     for n, ann in enumerate(annotations):
-        kp = np.asarray(ann["keypoints"], dtype=float).reshape(-1, 3)
-        box = np.asarray(ann["bbox"], dtype=float) if "bbox" in ann else bbox_from_keypoints(kp)
-        rec = {k: _plain(v) for k, v in ann.items() if k not in ("keypoints", "bbox")}
-        rec.setdefault("id", n + 1)
-        rec.setdefault("category_id", category_id)
-        rec["keypoints"] = [float(x) if i % 3 < 2 else int(x) for i, x in enumerate(kp.ravel())]
-        rec["num_keypoints"] = int(np.count_nonzero(kp[:, 2] > 0))
-        rec["bbox"] = [float(x) for x in box]
-        rec["area"] = float(rec.get("area", box[2] * box[3]))
-        rec.setdefault("iscrowd", 0)
-        anns.append(rec)
-    coco = {
-        "info": info or {"description": "made by posekit.cocoio.make_coco"},
-        "images": imgs,
-        "annotations": anns,
-        "categories": [category(kset, category_id)],
+        extra = {k: v for k, v in ann.items() if k not in ("id", "image_id", "keypoints", "bbox", "area", "iscrowd",
+                                                            "category_id", "num_keypoints")}  # fmt: skip
+        anns.append(annotation(ann["image_id"], ann["keypoints"], ann_id=ann.get("id", n + 1), bbox=ann.get("bbox"),
+                               area=ann.get("area"), iscrowd=ann.get("iscrowd", 0),
+                               category_id=ann.get("category_id", category_id), **extra))  # fmt: skip
+    return validate_coco(dataset(images, anns, kset, category_id=category_id, info=info), kset, source="make_coco")
+
+
+def dataset(images, annotations: list, kset: KeypointSet = COCO, *, category_id: int = 1, info=None) -> dict:
+    """The top-level COCO dict: info, images (numpy numbers made plain), annotations, the person category."""
+    return {
+        "info": info or {"description": "made by posekit.cocoio"},
+        "images": [{k: _plain(v) for k, v in img.items()} for img in images],
+        "annotations": annotations,
+        "categories": [person_category(kset, category_id)],
     }
-    return validate_coco(coco, kset, source="make_coco")
+
+
+def keypoint_results(image_ids, keypoints, scores, category_id: int = 1) -> list[dict]:
+    """A COCO keypoint results list: [{"image_id", "category_id", "keypoints": [x, y, c] * J, "score"}, ...].
+
+    image_ids (D,); keypoints (D, J, 2) (each keypoint's confidence c is written as 1; COCOeval ignores it)
+    or (D, J, 3); scores (D,) the detections' confidences. Used in chapters 3 and 7.
+    """
+    kp = np.asarray(keypoints, dtype=float)
+    if kp.ndim != 3 or kp.shape[-1] not in (2, 3):
+        raise ValueError(f"keypoints: expected shape (D, J, 2) or (D, J, 3), found {kp.shape}")
+    if kp.shape[-1] == 2:
+        kp = np.concatenate([kp, np.ones(kp.shape[:2] + (1,))], -1)
+    ids, sc = _per_detection(image_ids, scores, len(kp))
+    flat = kp.reshape(len(kp), -1).tolist()
+    return [{"image_id": i, "category_id": category_id, "keypoints": k, "score": s} for i, k, s in zip(ids, flat, sc)]
+
+
+def box_results(image_ids, boxes, scores, category_id: int = 1) -> list[dict]:
+    """A COCO box results list: [{"image_id", "category_id", "bbox": [x, y, w, h], "score"}, ...].
+
+    image_ids (D,), boxes (D, 4) [x, y, w, h], scores (D,). Used in chapter 4.
+    """
+    b = np.asarray(boxes, dtype=float)
+    if b.ndim != 2 or b.shape[1] != 4:
+        raise ValueError(f"boxes: expected shape (D, 4) [x, y, w, h], found {b.shape}")
+    ids, sc = _per_detection(image_ids, scores, len(b))
+    return [{"image_id": i, "category_id": category_id, "bbox": x, "score": s} for i, x, s in zip(ids, b.tolist(), sc)]
+
+
+def _per_detection(image_ids, scores, n: int):
+    ids = [_plain(i) for i in np.asarray(image_ids).reshape(-1).tolist()]
+    sc = np.asarray(scores, dtype=float).reshape(-1)
+    if len(ids) != n or len(sc) != n:
+        raise ValueError(f"image_ids and scores: expected one per detection ({n}), found {len(ids)} and {len(sc)}")
+    return ids, sc.tolist()
 
 
 def annotations_by_image(coco: dict) -> dict:

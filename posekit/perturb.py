@@ -154,7 +154,7 @@ def detections(
     true ones hurt AP little, ranked above they hurt it a lot.
     Returns: [{"image_id", "category_id": 1, "keypoints": [x, y, 1] * J, "score"}, ...].
     """
-    from posekit.cocoio import annotation_arrays
+    from posekit.cocoio import annotation_arrays, keypoint_results
 
     if not 0.0 <= miss <= 1.0:
         raise ValueError(f"miss must be in [0, 1], got {miss}")
@@ -177,8 +177,4 @@ def detections(
         scores = np.concatenate([scores, rng.uniform(*false_score, size=n_false)])
         all_ids = np.array([im["id"] for im in coco["images"]], dtype=object)
         img = np.concatenate([img, all_ids[rng.integers(0, len(all_ids), n_false)]])
-    out = []
-    for image_id, k, s in zip(img, pred, scores):
-        flat = np.concatenate([k[:, :2], np.ones((len(k), 1))], axis=1).ravel()
-        out.append({"image_id": image_id, "category_id": 1, "keypoints": flat.tolist(), "score": float(s)})
-    return out
+    return keypoint_results(img, pred[..., :2], scores)

@@ -27,7 +27,6 @@ Determinism: everything is drawn from `numpy.random.default_rng([seed, kind, blo
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import sys
 import tempfile
@@ -35,8 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
+from posekit import cocoio
 from posekit import render as R
-from posekit.skeleton import COCO
 
 POSE_NAMES: tuple[str, ...] = (
     "standing",
@@ -53,7 +52,6 @@ POSE_NAMES: tuple[str, ...] = (
 
 BLOCK_SINGLE = 64  # crops drawn from one random stream
 BLOCK_SCENE = 8  # scenes drawn from one random stream
-_CHUNK_SINGLE = 256  # crops per jit call (a fixed shape: one compilation per size)
 # Scene person sizes: the person's extent (the larger side of its box) over the image side is log-normal
 # (median, sigma), clipped to a range; a scene keeps people while the sum of squared extents fits the budget.
 _SIZE_MEDIAN, _SIZE_SIGMA, _SIZE_RANGE = 0.68, 0.65, (0.08, 1.6)
@@ -704,29 +702,6 @@ def render_scenes(
 
 
 # ----------------------------------------------------------------------------------------------------------------
-def _ann(ann_id, image_id, kps, bbox, area, iscrowd, head_box=None) -> dict:
-    kps = np.asarray(kps, np.float64)
-    ann = {
-        "id": int(ann_id),
-        "image_id": int(image_id),
-        "category_id": 1,
-        "keypoints": [round(float(x), 2) for x in kps.reshape(-1)],
-        "num_keypoints": int((kps[:, 2] > 0).sum()),
-        "bbox": [round(float(x), 2) for x in bbox],
-        "area": float(area),
-        "iscrowd": int(iscrowd),
-    }
-    if head_box is not None and not iscrowd:
-        ann["head_box"] = [round(float(x), 2) for x in head_box]
-    return ann
-
-
-def coco_categories() -> list[dict]:
-    """The COCO person category with keypoint names and the 1-based skeleton."""
-    skeleton = [[i + 1, j + 1] for i, j in COCO.links]
-    return [{"id": 1, "name": "person", "supercategory": "person", "keypoints": list(COCO.names), "skeleton": skeleton}]
-
-
 def to_coco(batch: dict, kind: str, file_names=None, *, first_image_id: int = 1) -> dict:
     """A COCO person_keypoints dict (images, annotations, categories) for a `render_single`/`render_scenes` batch.
 
@@ -747,30 +722,21 @@ def to_coco(batch: dict, kind: str, file_names=None, *, first_image_id: int = 1)
     images = [
         {"id": first_image_id + i, "file_name": str(file_names[i]), "width": int(w), "height": int(h)} for i in range(n)
     ]
+    people = (
+        [{k: batch[k][i : i + 1] for k in ("keypoints", "bboxes", "areas", "head_boxes")} for i in range(n)]
+        if kind == "single"
+        else batch["people"]
+    )
     anns = []
-    if kind == "single":
-        for i in range(n):
-            anns.append(
-                _ann(
-                    len(anns) + 1, first_image_id + i, batch["keypoints"][i], batch["bboxes"][i], batch["areas"][i],
-                    0, batch["head_boxes"][i],
-                )
-            )  # fmt: skip
-    else:
-        for i, pp in enumerate(batch["people"]):
-            for j in range(len(pp["areas"])):
-                anns.append(
-                    _ann(
-                        len(anns) + 1, first_image_id + i, pp["keypoints"][j], pp["bboxes"][j], pp["areas"][j],
-                        pp["iscrowd"][j], pp["head_boxes"][j],
-                    )
-                )  # fmt: skip
-    return {
-        "info": {"description": f"posekit synthetic people ({kind})", "version": "1"},
-        "images": images,
-        "annotations": anns,
-        "categories": coco_categories(),
-    }
+    for i, pp in enumerate(people):
+        crowd = pp.get("iscrowd", np.zeros(len(pp["areas"]), int))
+        for j in range(len(pp["areas"])):
+            head = {} if crowd[j] else {"head_box": np.asarray(pp["head_boxes"][j])}
+            anns.append(cocoio.annotation(first_image_id + i, pp["keypoints"][j], ann_id=len(anns) + 1,
+                                          bbox=pp["bboxes"][j], area=pp["areas"][j], iscrowd=crowd[j], decimals=2,
+                                          **head))  # fmt: skip
+    info = {"description": f"posekit synthetic people ({kind})", "version": "1"}
+    return cocoio.dataset(images, anns, info=info)
 
 
 def _renumber(coco: dict, ann_offset: int) -> dict:
@@ -790,7 +756,7 @@ def write_dataset(
     from PIL import Image
     from tqdm import tqdm
 
-    from posekit.io import atomic_replace_dir, atomic_write_json
+    from posekit.io import atomic_replace_dir
 
     if kind not in ("single", "scene"):
         raise ValueError(f"kind must be 'single' or 'scene', got {kind!r}")
@@ -800,8 +766,11 @@ def write_dataset(
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"output path {str(out_dir)!r} exists and is a file, expected a folder")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp-"))
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp-"))
+    except OSError as e:  # name the folder the user asked for, not our temporary one
+        raise OSError(f"cannot write {out_dir}: {e.strerror or e}") from None
     try:
         (tmp / "images").mkdir()
         chunk = 512 if kind == "single" else 64
@@ -820,48 +789,10 @@ def write_dataset(
             anns += part["annotations"]
             bar.update(m)
         bar.close()
-        coco = {
-            "info": {"description": f"posekit synthetic people ({kind}), seed {seed}, size {size}", "version": "1"},
-            "images": images,
-            "annotations": anns,
-            "categories": coco_categories(),
-        }
-        try:
-            from posekit.cocoio import save_coco
-        except ImportError:
-            atomic_write_json(tmp / "annotations.json", coco, indent=None, separators=(",", ":"))
-        else:
-            save_coco(coco, tmp / "annotations.json")
+        info = {"description": f"posekit synthetic people ({kind}), seed {seed}, size {size}", "version": "1"}
+        cocoio.save_coco(cocoio.dataset(images, anns, info=info), tmp / "annotations.json")
         atomic_replace_dir(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out_dir
-
-
-def _cli(args) -> int:
-    knobs = {}
-    if args.kind == "scene":
-        knobs = {"max_people": args.max_people, "crowd_prob": args.crowd_prob}
-    path = write_dataset(args.out, args.kind, args.num_images, args.seed, args.size, not args.quiet, **knobs)
-    print(path)
-    return 0
-
-
-def add_cli(subparsers) -> None:
-    """Register `posekit synth --out DIR --kind single|scene --num-images N --seed S [--size ..] [--max-people ..]`."""
-    p = subparsers.add_parser(
-        "synth",
-        help="render a synthetic COCO-keypoints dataset",
-        description="Render synthetic people to DIR/annotations.json and DIR/images/*.png.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    p.add_argument("--out", required=True, help="output folder (replaced atomically)")
-    p.add_argument("--kind", default="single", help="'single' (person crops) or 'scene' (multi-person)")
-    p.add_argument("--num-images", type=int, required=True, help="number of images")
-    p.add_argument("--seed", type=int, default=0, help="random seed")
-    p.add_argument("--size", type=int, default=None, help="image side in pixels (default 64 single, 256 scene)")
-    p.add_argument("--max-people", type=int, default=6, help="scenes: most people per image")
-    p.add_argument("--crowd-prob", type=float, default=0.0, help="scenes: probability of an iscrowd region")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=_cli)

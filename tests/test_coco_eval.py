@@ -1,4 +1,4 @@
-"""coco_eval must give pycocotools' ten keypoint numbers exactly, on every kind of input."""
+"""coco_eval must give pycocotools' numbers exactly (keypoints and boxes), on every kind of input."""
 
 import contextlib
 import copy
@@ -13,18 +13,29 @@ from hypothesis import strategies as st
 from pycocotools.coco import COCO as PyCOCO
 from pycocotools.cocoeval import COCOeval
 
+from benchmarks.cases import random_eval_set
 from posekit import cli, metrics
-from posekit.metrics import STAT_NAMES, coco_eval, random_eval_set
+from posekit.metrics import STAT_NAMES, coco_eval
 
 
-def pycoco(gt, results, sigmas=None):
-    """pycocotools' ten numbers and its printed summary lines (inputs are copied: pycocotools edits them)."""
+def _empty_results(cg):
+    """What loadRes cannot make (it fails on an empty list): a result set with no detection."""
+    dt = PyCOCO()
+    dt.dataset = {"images": list(cg.dataset["images"]), "categories": copy.deepcopy(cg.dataset["categories"]),
+                  "annotations": []}  # fmt: skip
+    dt.createIndex()
+    return dt
+
+
+def pycoco(gt, results, sigmas=None, iou_type="keypoints"):
+    """pycocotools' numbers and its printed summary lines (inputs are copied: pycocotools edits them)."""
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         cg = PyCOCO()
         cg.dataset = copy.deepcopy(gt)
         cg.createIndex()
-        E = COCOeval(cg, cg.loadRes(copy.deepcopy(results)), iouType="keypoints")
+        dt = cg.loadRes(copy.deepcopy(results)) if results else _empty_results(cg)
+        E = COCOeval(cg, dt, iouType=iou_type)
         if sigmas is not None:
             E.params.kpt_oks_sigmas = np.asarray(sigmas, dtype=float)
         E.evaluate()
@@ -146,7 +157,6 @@ def test_custom_keypoint_count_needs_sigmas():
 @pytest.mark.parametrize(
     "mutate, message",
     [
-        (lambda gt, res: res.clear(), "empty"),
         (lambda gt, res: res[0].update(keypoints=res[0]["keypoints"][:-3]), "expected 51 values"),
         (lambda gt, res: res[1]["keypoints"].__setitem__(4, float("nan")), "finite"),
         (lambda gt, res: res[2].update(image_id=10**6), "image ids not in the ground truth"),
@@ -160,6 +170,12 @@ def test_coco_eval_rejects_bad_input(mutate, message):
     mutate(gt, results)
     with pytest.raises(ValueError, match=message):
         coco_eval(gt, results)
+
+
+def test_empty_results_score_zero_as_pycocotools_does_for_no_detections():
+    gt, _ = random_eval_set(num_images=5, seed=0)
+    np.testing.assert_array_equal(ours(gt, []), pycoco(gt, [])[0])
+    assert coco_eval(gt, [])["AP"] == 0.0
 
 
 # ----------------------------------------------------------------------------- properties

@@ -14,33 +14,33 @@ X = jnp.zeros((2, 64, 64, 3), jnp.float32)
 @pytest.mark.parametrize("variant", ["tiny"])
 def test_regression_outputs_normalized_coordinates_per_joint(variant):
     model = RegressionPose(variant, num_joints=17, rngs=nnx.Rngs(0))
-    assert model(X, train=False).shape == (2, 17, 2)
+    assert model(X, train=False).coords.shape == (2, 17, 2)
 
 
 @pytest.mark.parametrize("head", ["deconv", "pixelshuffle", "resize"])
 def test_simplebaseline_heatmaps_are_a_quarter_of_the_input(head):
     model = SimpleBaseline("tiny", num_joints=16, head=head, rngs=nnx.Rngs(0))
-    assert model(X, train=True).shape == (2, 16, 16, 16)
+    assert model(X, train=True).heatmaps.shape == (2, 16, 16, 16)
     x = jnp.zeros((1, 128, 96, 3))
-    assert model(x, train=False).shape == (1, 32, 24, 16)
+    assert model(x, train=False).heatmaps.shape == (1, 32, 24, 16)
 
 
 def test_simplebaseline_output_stride_option():
     model = SimpleBaseline("tiny", num_joints=17, output_stride=8, rngs=nnx.Rngs(0))
-    assert model(X).shape == (2, 8, 8, 17)
+    assert model(X).heatmaps.shape == (2, 8, 8, 17)
     assert len(model.ups) == 1
 
 
 @pytest.mark.parametrize("variant", ["lite"])
 def test_hrnet_heatmaps_are_a_quarter_of_the_input(variant):
     model = HRNet(variant, num_joints=17, rngs=nnx.Rngs(0))
-    assert model(X, train=True).shape == (2, 16, 16, 17)
+    assert model(X, train=True).heatmaps.shape == (2, 16, 16, 17)
 
 
 def test_hrnet_four_branch_variant_builds_with_fewer_blocks():
     model = HRNet("w32", num_joints=17, blocks=1, modules=(1, 1, 1), rngs=nnx.Rngs(0))
     out, feats = model(jnp.zeros((1, 64, 64, 3)), return_features=True)
-    assert out.shape == (1, 16, 16, 17)
+    assert out.heatmaps.shape == (1, 16, 16, 17)
     assert feats["stage4_branch4"].shape == (1, 2, 2, 256)
 
 
@@ -112,3 +112,13 @@ def test_flops_and_feature_shapes_of_an_abstract_model_match_the_real_one():
     assert flops(abstract, (1, 64, 64, 3)) == flops(real, (1, 64, 64, 3))
     _, feats = real(X, return_features=True)
     assert feature_shapes(abstract, X.shape) == {k: tuple(v.shape) for k, v in feats.items()}
+
+
+def test_every_model_states_what_it_returns():
+    """The output contract: coordinate models fill `coords`, heatmap models `heatmaps` and say what the maps are."""
+    reg = RegressionPose("tiny", rngs=nnx.Rngs(0))(X)
+    assert reg.heatmaps is None and reg.coords.shape == (2, 17, 2)
+    for model in (SimpleBaseline("tiny", rngs=nnx.Rngs(0)), HRNet("lite", heatmap_kind="gaussian", rngs=nnx.Rngs(0))):
+        out = model(X)
+        assert out.coords is None and out.heatmaps.shape == (2, 16, 16, 17)
+        assert out.heatmap_kind == model.heatmap_kind and out.output_stride == 4

@@ -1,4 +1,5 @@
-"""The training loop: it learns, it is deterministic, and checkpoints resume and reload runs exactly."""
+"""The training loop, its losses and inference: it learns, it is deterministic, checkpoints resume exactly, and
+the losses and decoders read what the model says it returns."""
 
 import jax
 import numpy as np
@@ -6,19 +7,12 @@ import pytest
 from flax import nnx
 
 from posekit import codecs
-from posekit.models import RegressionPose, SimpleBaseline
-from posekit.train import (
-    fit,
-    heatmap_ce_loss,
-    heatmap_loss,
-    heatmap_loss_fn,
-    load_run,
-    predict,
-    predict_keypoints,
-    regression_loss,
-    spatial_softmax,
-    step_rng,
-)
+from posekit.checkpoint import load_run
+from posekit.experiments import pose_loss_fn
+from posekit.inference import predict, predict_keypoints, spatial_softmax
+from posekit.losses import heatmap_ce_loss, heatmap_loss, heatmap_mse_loss, regression_loss
+from posekit.models import PoseOutput, RegressionPose, SimpleBaseline
+from posekit.train import fit, step_rng
 
 TINY = dict(widths=(8, 8), depths=(1, 1), stem_width=8, stem_stride=2)  # stride 8: 32×32 → 4×4
 SIZE = 32
@@ -41,31 +35,33 @@ def make_batch(step, seed=0, n=8):
 
 def hm_loss(model, batch):
     target, weights = codecs.heatmap_targets(batch["kpts"], (SIZE, SIZE), (SIZE // 4, SIZE // 4), 1.0)
-    return heatmap_loss(model(batch["images"], train=True), target, weights), {"w": weights.mean()}
+    return heatmap_mse_loss(model(batch["images"], train=True).heatmaps, target, weights), {"w": weights.mean()}
 
 
-def small_model(seed=0):
-    return SimpleBaseline("tiny", num_joints=3, backbone=TINY, head_width=8, rngs=nnx.Rngs(seed))
+def small_model(seed=0, heatmap_kind="gaussian"):
+    return SimpleBaseline("tiny", num_joints=3, backbone=TINY, head_width=8, heatmap_kind=heatmap_kind,
+                          rngs=nnx.Rngs(seed))  # fmt: skip
 
 
 def params(model):
     return [np.asarray(p) for p in jax.tree.leaves(nnx.state(model))]
 
 
-@pytest.mark.parametrize("kind", ["mse", "ce"])
+@pytest.mark.parametrize("kind", ["gaussian", "logits"])
 def test_training_reduces_the_loss_on_a_fixed_batch(kind):
     batch = make_batch(0)
-    loss_fn = heatmap_loss_fn(SIZE, SIZE // 4, 1.0, kind)
+    loss_fn = pose_loss_fn(SIZE, 1.0)  # MSE for Gaussian maps, cross-entropy for logits
 
     def with_weights(model, batch):
         loss, _ = loss_fn(model, batch)
         _, w = codecs.heatmap_targets(batch["kpts"], (SIZE, SIZE), (SIZE // 4, SIZE // 4), 1.0)
         return loss, {"w": w.mean()}
 
-    model, hist = fit(small_model(), with_weights, lambda step: batch, 40, lr=1e-2, warmup=0.0, progress=False)
+    model, hist = fit(small_model(heatmap_kind=kind), with_weights, lambda step: batch, 40, lr=1e-2, warmup=0.0,
+                      progress=False)  # fmt: skip
     assert hist["loss"].shape == (40,)
     floor = 0.0  # the smallest possible loss: 0 for the MSE, the targets' entropy for the cross-entropy
-    if kind == "ce":
+    if kind == "logits":
         t, w = codecs.heatmap_targets(batch["kpts"], (SIZE, SIZE), (SIZE // 4, SIZE // 4), 1.0)
         t = np.asarray(t, np.float64) / np.asarray(t).sum(axis=(2, 3), keepdims=True).clip(1e-12)
         floor = float((-(t * np.log(np.maximum(t, 1e-30))).sum(axis=(2, 3)) * w).mean())
@@ -78,8 +74,8 @@ def test_heatmap_loss_ignores_unlabelled_joints():
     target, weights = codecs.heatmap_targets(batch["kpts"], (SIZE, SIZE), (8, 8), 1.0)
     pred = np.transpose(np.asarray(target), (0, 2, 3, 1)).copy()
     pred[..., 2] = 5.0  # wrong everywhere on the unlabelled joint's map
-    assert float(heatmap_loss(pred, target, weights)) == 0.0
-    assert float(heatmap_loss(pred + 0.1, target, weights)) > 0.0
+    assert float(heatmap_mse_loss(pred, target, weights)) == 0.0
+    assert float(heatmap_mse_loss(pred + 0.1, target, weights)) > 0.0
 
 
 def test_ce_loss_is_smallest_when_the_softmax_equals_the_normalized_target():
@@ -103,9 +99,23 @@ def test_ce_loss_is_smallest_when_the_softmax_equals_the_normalized_target():
     )  # a softmax ignores a constant offset
 
 
-def test_heatmap_loss_fn_names_the_valid_kinds():
-    with pytest.raises(ValueError, match=r"one of \['mse', 'ce'\], got 'l2'"):
-        heatmap_loss_fn(SIZE, 8, 1.0, "l2")
+def test_heatmap_loss_follows_the_kind_the_model_states():
+    batch = make_batch(0)
+    target, weights = codecs.heatmap_targets(batch["kpts"], (SIZE, SIZE), (8, 8), 1.0)
+    maps = np.random.default_rng(0).normal(0, 1, (8, 8, 8, 3)).astype(np.float32)
+    as_logits = heatmap_loss(PoseOutput(heatmaps=maps, heatmap_kind="logits"), target, weights)
+    as_gaussian = heatmap_loss(PoseOutput(heatmaps=maps, heatmap_kind="gaussian"), target, weights)
+    assert float(as_logits) == float(heatmap_ce_loss(maps, target, weights))
+    assert float(as_gaussian) == float(heatmap_mse_loss(maps, target, weights))
+    with pytest.raises(ValueError, match="regression_loss"):
+        heatmap_loss(PoseOutput(coords=np.zeros((8, 3, 2))), target, weights)
+
+
+def test_bad_heatmap_kind_or_loss_name_is_refused_with_the_valid_names():
+    with pytest.raises(ValueError, match=r"SimpleBaseline: heatmap_kind must be one of \('logits', 'gaussian'\)"):
+        small_model(heatmap_kind="probabilities")
+    with pytest.raises(ValueError, match=r"one of \('l1', 'l2'\), got 'huber'"):
+        regression_loss(np.zeros((1, 3, 2)), np.zeros((1, 3, 2)), np.ones((1, 3)), kind="huber")
 
 
 def test_spatial_softmax_sums_to_one_and_keeps_the_argmax():
@@ -117,12 +127,27 @@ def test_spatial_softmax_sums_to_one_and_keeps_the_argmax():
 
 def test_predict_keypoints_with_logits_decodes_the_same_peak():
     """A model whose outputs are logits (CE training) decodes to the same joints with DARK as with argmax."""
-    model = small_model()
+    model = small_model(heatmap_kind="logits")
     images = make_batch(0)["images"]
-    a = predict_keypoints(model, images, logits=True)
-    d = predict_keypoints(model, images, decoder="dark", logits=True)
+    a = predict_keypoints(model, images)
+    d = predict_keypoints(model, images, decoder="dark")
     assert a.shape == d.shape == (8, 3, 2)
     assert np.all(np.isfinite(d)) and np.abs(a - d).max() <= 4 * 1.5  # DARK moves at most ~1 cell (stride 4)
+
+
+def test_flip_test_averages_with_the_mirror_image_mapped_back():
+    """On an image equal to its mirror, the flip test is the average of the maps and their flipped-back copy."""
+    from posekit.inference import flip_averaged
+    from posekit.skeleton import COCO
+
+    model = SimpleBaseline("tiny", num_joints=17, backbone=TINY, head_width=8, rngs=nnx.Rngs(0))
+    x = make_batch(0)["images"]
+    x = 0.5 * (x + x[:, :, ::-1])
+    h = np.transpose(predict(model, x).heatmaps, (0, 3, 1, 2))
+    expected = 0.5 * (h + np.asarray(codecs.flip_back(h, COCO)))
+    got = np.transpose(flip_averaged(model, x).heatmaps, (0, 3, 1, 2))
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert predict_keypoints(model, x, flip_test=True).shape == (8, 17, 2)
 
 
 def test_regression_loss_is_zero_at_the_target_and_weighted():
@@ -183,7 +208,7 @@ def test_finished_run_reloads_without_training(tmp_path):
         np.testing.assert_array_equal(x, y)
     np.testing.assert_array_equal(hist["loss"], hist2["loss"])
     images = make_batch(99)["images"]
-    np.testing.assert_allclose(predict(model, images), predict(again, images), rtol=0, atol=0)
+    np.testing.assert_array_equal(predict(model, images).heatmaps, predict(again, images).heatmaps)
 
 
 def test_validation_callback_is_recorded_in_the_history():
@@ -202,7 +227,7 @@ def test_validation_callback_is_recorded_in_the_history():
 def test_regression_model_trains_with_the_same_loop():
     def loss(model, batch):
         t, w = codecs.regression_targets(batch["kpts"], (SIZE, SIZE))
-        return regression_loss(model(batch["images"], train=True), t, w), {}
+        return regression_loss(model(batch["images"], train=True).coords, t, w), {}
 
     model = RegressionPose("tiny", num_joints=3, backbone=TINY, hidden=16, rngs=nnx.Rngs(0))
     batch = make_batch(0)

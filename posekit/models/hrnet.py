@@ -12,6 +12,7 @@ import jax
 from flax import nnx
 
 from posekit.models.layers import BasicBlock, ConvBN, conv, upsample_nearest
+from posekit.models.output import PoseOutput, check_heatmap_kind
 
 # widths per branch, blocks per branch in a module, modules per stage (stage s has s+1 branches)
 VARIANTS = {
@@ -77,9 +78,14 @@ class HRModule(nnx.Module):
 
 
 class HRNet(nnx.Module):
-    """(B, H, W, 3) → heatmaps (B, H/4, W/4, J). Build with `HRNet("lite", num_joints=17, rngs=nnx.Rngs(0))`."""
+    """(B, H, W, 3) → `PoseOutput(heatmaps=(B, H/4, W/4, J))`. Used in chapter 3.
 
-    def __init__(self, variant: str = "lite", num_joints: int = 17, *, rngs: nnx.Rngs, **overrides):
+    Build with `HRNet("lite", num_joints=17, rngs=nnx.Rngs(0))`; `heatmap_kind` as in `SimpleBaseline`.
+    """
+
+    def __init__(
+        self, variant: str = "lite", num_joints: int = 17, heatmap_kind: str = "logits", *, rngs: nnx.Rngs, **overrides
+    ):
         if variant not in VARIANTS:
             raise ValueError(f"HRNet: variant must be one of {list(VARIANTS)}, got {variant!r}")
         cfg = {**VARIANTS[variant], **overrides}
@@ -100,9 +106,10 @@ class HRNet(nnx.Module):
         self.stages = nnx.List(stages)
         self.final = conv(widths[0], num_joints, 1, bias=True, rngs=rngs)
         self.output_stride = 4
+        self.heatmap_kind = check_heatmap_kind("HRNet", heatmap_kind)
 
     def __call__(self, x, train: bool = False, return_features: bool = False):
-        """Returns heatmaps (B, h, w, J), or (heatmaps, features dict) with return_features=True."""
+        """Returns a PoseOutput with heatmaps (B, h, w, J), or (output, features dict) with return_features=True."""
         feats = {}
         for layer in self.stem:
             x = layer(x, train)
@@ -117,7 +124,8 @@ class HRNet(nnx.Module):
                 for b, y in enumerate(xs):
                     feats[f"stage{k + 2}_branch{b + 1}"] = y
         heatmaps = self.final(xs[0])
+        out = PoseOutput(heatmaps=heatmaps, heatmap_kind=self.heatmap_kind, output_stride=self.output_stride)
         if return_features:
             feats["heatmaps"] = heatmaps
-            return heatmaps, feats
-        return heatmaps
+            return out, feats
+        return out

@@ -11,6 +11,7 @@ import jax
 from flax import nnx
 
 from posekit.models.layers import BACKBONES, Backbone, fan_in_normal
+from posekit.models.output import PoseOutput
 
 # variant → backbone (shared with SimpleBaseline) and the hidden width of the dense head (0: none)
 VARIANTS = {
@@ -21,10 +22,10 @@ VARIANTS = {
 
 
 class RegressionPose(nnx.Module):
-    """(B, H, W, 3) → (B, J, 2) normalized joint coordinates.
+    """(B, H, W, 3) → `PoseOutput(coords=(B, J, 2))`, joint coordinates normalized to the input.
 
-    Build with `RegressionPose("tiny", num_joints=17, rngs=nnx.Rngs(0))`; any VARIANTS entry can be
-    overridden by keyword (e.g. `hidden=0`).
+    Used in chapters 2 and 3. Build with `RegressionPose("tiny", num_joints=17, rngs=nnx.Rngs(0))`; any VARIANTS
+    entry can be overridden by keyword (e.g. `hidden=0`).
     """
 
     def __init__(self, variant: str = "tiny", num_joints: int = 17, *, rngs: nnx.Rngs, **overrides):
@@ -39,14 +40,15 @@ class RegressionPose(nnx.Module):
         self.num_joints = num_joints
 
     def __call__(self, x, train: bool = False, return_features: bool = False):
-        """Returns coords (B, J, 2), or (coords, features dict) with return_features=True."""
+        """Returns a PoseOutput with coords (B, J, 2), or (output, features dict) with return_features=True."""
         feats = {} if return_features else None
         f = self.backbone(x, train, feats)
         pooled = f.mean(axis=(1, 2))  # global average pooling: (B, h, w, C) → (B, C)
         h = jax.nn.relu(self.hidden(pooled)) if self.hidden is not None else pooled
         coords = self.out(h).reshape(x.shape[0], self.num_joints, 2)
+        out = PoseOutput(coords=coords)
         if return_features:
             feats["pooled"] = pooled
             feats["coords"] = coords
-            return coords, feats
-        return coords
+            return out, feats
+        return out

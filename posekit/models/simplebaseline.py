@@ -11,6 +11,7 @@ from __future__ import annotations
 from flax import nnx
 
 from posekit.models.layers import BACKBONES, Backbone, Upsample, conv, num_upsamplings
+from posekit.models.output import PoseOutput, check_heatmap_kind
 
 # variant → backbone (shared with RegressionPose) and head width
 VARIANTS = {
@@ -21,9 +22,10 @@ VARIANTS = {
 
 
 class SimpleBaseline(nnx.Module):
-    """(B, H, W, 3) → heatmaps (B, H/4, W/4, J).
+    """(B, H, W, 3) → `PoseOutput(heatmaps=(B, H/4, W/4, J))`.
 
-    Build with `SimpleBaseline("tiny", num_joints=17, head="pixelshuffle", rngs=nnx.Rngs(0))`.
+    Used in chapter 3. Build with `SimpleBaseline("tiny", num_joints=17, head="pixelshuffle", rngs=nnx.Rngs(0))`;
+    `heatmap_kind` says what the maps are trained to be ("logits" or "gaussian", see `posekit.models.output`).
     """
 
     def __init__(
@@ -32,6 +34,7 @@ class SimpleBaseline(nnx.Module):
         num_joints: int = 17,
         head: str = "pixelshuffle",
         output_stride: int = 4,
+        heatmap_kind: str = "logits",
         *,
         rngs: nnx.Rngs,
         **overrides,
@@ -50,9 +53,10 @@ class SimpleBaseline(nnx.Module):
         self.final = conv(cin, num_joints, 1, bias=True, rngs=rngs)
         self.head = head
         self.output_stride = output_stride
+        self.heatmap_kind = check_heatmap_kind("SimpleBaseline", heatmap_kind)
 
     def __call__(self, x, train: bool = False, return_features: bool = False):
-        """Returns heatmaps (B, h, w, J), or (heatmaps, features dict) with return_features=True."""
+        """Returns a PoseOutput with heatmaps (B, h, w, J), or (output, features dict) with return_features=True."""
         feats = {} if return_features else None
         y = self.backbone(x, train, feats)
         for i, up in enumerate(self.ups):
@@ -60,7 +64,8 @@ class SimpleBaseline(nnx.Module):
             if return_features:
                 feats[f"up{i + 1}"] = y
         heatmaps = self.final(y)
+        out = PoseOutput(heatmaps=heatmaps, heatmap_kind=self.heatmap_kind, output_stride=self.output_stride)
         if return_features:
             feats["heatmaps"] = heatmaps
-            return heatmaps, feats
-        return heatmaps
+            return out, feats
+        return out

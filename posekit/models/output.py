@@ -1,0 +1,48 @@
+"""What every model returns: a `PoseOutput`, so losses, decoders and inference read the model's own word.
+
+    out = model(images)            # a PoseOutput
+    out.heatmaps                   # (B, h, w, J) or None
+    out.coords                     # (B, J, 2) or None
+    out.heatmap_kind               # "logits" or "gaussian": how to turn the maps into a decision
+
+A heatmap model states what its maps mean:
+
+* ``"logits"``: spatial logits; a softmax over each map's h·w cells is a probability distribution of the
+  joint's position (trained with `posekit.losses.heatmap_ce_loss`);
+* ``"gaussian"``: each map regresses a Gaussian bump of peak 1 at the joint (SimpleBaseline's target,
+  trained with `posekit.losses.heatmap_mse_loss`).
+
+A regression model returns ``coords`` in coordinates normalized to the input, t = (x + ½) / W (see
+`posekit.codecs.regression_targets`). Later models add their own fields (``tags`` for associative embedding,
+``boxes`` for a detector) the same way. A `PoseOutput` is a JAX pytree: it passes through `jax.jit` and
+`jax.tree.map` (the static fields ride along in the tree structure).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flax import struct
+
+HEATMAP_KINDS = ("logits", "gaussian")
+
+
+@struct.dataclass
+class PoseOutput:
+    """A model's output. Array fields may be None; `heatmap_kind` and `output_stride` are static."""
+
+    heatmaps: Any = None  # (B, h, w, J), NHWC as the convolutions produce them
+    coords: Any = None  # (B, J, 2) normalized to the input
+    heatmap_kind: str = struct.field(pytree_node=False, default="")
+    output_stride: int = struct.field(pytree_node=False, default=0)
+
+    def __post_init__(self):
+        if self.heatmaps is not None and self.heatmap_kind not in HEATMAP_KINDS:
+            raise ValueError(f"PoseOutput: heatmap_kind must be one of {HEATMAP_KINDS}, got {self.heatmap_kind!r}")
+
+
+def check_heatmap_kind(owner: str, kind: str) -> str:
+    """`kind` if it is one of HEATMAP_KINDS, else a ValueError naming the model."""
+    if kind not in HEATMAP_KINDS:
+        raise ValueError(f"{owner}: heatmap_kind must be one of {HEATMAP_KINDS}, got {kind!r}")
+    return kind

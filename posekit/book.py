@@ -124,21 +124,20 @@ def _plain(value):
     raise TypeError(f"record() takes a number or string, got {type(value).__name__}")
 
 
-def record(name: str, value, *, tol: float | None = None, display: bool = False):
+def record(name: str, value, *, display: bool = False):
     """Record a chapter's key number and glue it for the prose.
 
     Args:
       name: identifier, also the myst-nb glue key (``{glue:text}`name:.3f```).
       value: a number (or a short string).
-      tol: absolute tolerance the regression tests allow for this number. None means
-        exact for ints and strings and 1e-6 relative for floats (deterministic code).
-    Returns the value, so ``acc = record("acc", compute())`` reads naturally.
+    Returns the value, so ``acc = record("acc", compute())`` reads naturally. How closely a rerun must
+    reproduce the number is the tests' business: its tolerance lives in ``tests/expected/<chapter>.json``.
     """
     if _CTX is None:
         raise RuntimeError("call posekit.setup(chapter, PROFILE, SEED) before posekit.record()")
     plain = _plain(value)
     data = json.loads(_CTX.results_path.read_text())
-    data["values"][name] = {"value": plain, "tol": tol}
+    data["values"][name] = {"value": plain}
     atomic_write_json(_CTX.results_path, data)
     glue(name, plain, display=display)
     return value

@@ -104,7 +104,8 @@ def predict_keypoints(model, images, *, decoder: str = "argmax", flip_test: bool
 
     images: (N, S, S, 3) uint8 or float in [0, 1]. decoder: "argmax" or "dark" (heatmaps only; logit maps
     are turned into probabilities first, as DARK needs positive, peaked maps). flip_test: average with the
-    mirror image (`flip_averaged`, left/right pairs of `kset`). A model returning coordinates is decoded with `codecs.decode_regression`.
+    mirror image (`flip_averaged`, left/right pairs of `kset`). A model returning coordinates is decoded
+    with `codecs.decode_regression`.
     """
     if decoder not in DECODERS:
         raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")

@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CHAPTERS_DIR = ROOT / "chapters"
 EXPECTED_DIR = ROOT / "tests" / "expected"
 QUICK_BUDGET_S = 90.0
+PROFILES = ("quick", "standard", "full")
 
 
 def chapters() -> list[Path]:

@@ -22,11 +22,11 @@ def test_record_writes_the_chapter_results_file(tmp_path, monkeypatch):
     assert ctx.pick(quick="q", standard="s", full="f") == "q"
     import numpy as np
 
-    assert posekit.record("acc", np.float32(0.5), tol=0.01) == np.float32(0.5)
+    assert posekit.record("acc", np.float32(0.5)) == np.float32(0.5)
     posekit.record("n", np.int64(7))
     data = json.loads((tmp_path / "99_test.quick.json").read_text())
     assert data["seed"] == 3
-    assert data["values"] == {"acc": {"value": 0.5, "tol": 0.01}, "n": {"value": 7, "tol": None}}
+    assert data["values"] == {"acc": {"value": 0.5}, "n": {"value": 7}}
 
 
 def test_record_rejects_arrays_and_needs_setup(tmp_path, monkeypatch):

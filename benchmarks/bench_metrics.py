@@ -1,6 +1,6 @@
 """Benchmark: COCO keypoint AP with posekit.metrics.coco_eval vs pycocotools vs faster-coco-eval.
 
-Builds a deterministic synthetic set (posekit.metrics.random_eval_set: 1-6 people per image, 20
+Builds a deterministic synthetic set (benchmarks.cases.random_eval_set: 1-6 people per image, 20
 detections per image of varied quality, some crowd regions and unlabelled people), runs all three
 evaluators from in-memory dicts (building their COCO objects is part of the timed work, copying the
 inputs for the tools that modify them is not), checks the numbers agree and prints a table.
@@ -19,7 +19,8 @@ import time
 
 import numpy as np
 
-from posekit.metrics import STAT_NAMES, coco_eval, random_eval_set
+from benchmarks.cases import random_eval_set
+from posekit.metrics import STAT_NAMES, coco_eval
 
 
 def run_posekit(gt, results):

@@ -145,6 +145,18 @@ def validate_coco(
     def fail(msg: str):
         raise CocoFormatError(f"{source}: {msg}")
 
+    _check_top_level(coco, fail)
+    joints_of = _check_categories(coco["categories"], kset, fail)
+    image_ids = _check_images(coco["images"], fail)
+    first_use: dict = {}  # annotation id -> its first position
+    out_anns = [
+        _check_annotation(i, ann, joints_of, image_ids, first_use, kset, fail, source, num_keypoints_mismatch)
+        for i, ann in enumerate(coco["annotations"])
+    ]
+    return {**coco, "annotations": out_anns}
+
+
+def _check_top_level(coco, fail) -> None:
     if not isinstance(coco, dict):
         hint = (
             " (a results file is a list of detections; load it with pycocotools' loadRes)"
@@ -159,9 +171,11 @@ def validate_coco(
         if not isinstance(coco[key], list):
             fail(f"top-level {key!r} must be a list, found {type(coco[key]).__name__}")
 
-    # Categories: id and the number of keypoints J each one defines.
+
+def _check_categories(categories: list, kset: KeypointSet, fail) -> dict:
+    """{category id: number of keypoints J it defines}."""
     joints_of: dict = {}
-    for i, cat in enumerate(coco["categories"]):
+    for i, cat in enumerate(categories):
         if not isinstance(cat, dict) or not _is_id(cat.get("id")):
             fail(f"categories[{i}] must be an object with an integer 'id', found {cat!r:.80}")
         if cat["id"] in joints_of:
@@ -170,10 +184,13 @@ def validate_coco(
         if names is not None and not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
             fail(f"category id={cat['id']!r}: 'keypoints' must be a list of names, found {names!r:.80}")
         joints_of[cat["id"]] = len(names) if names else kset.num_joints
+    return joints_of
 
-    # Images: unique ids, positive sizes where given.
+
+def _check_images(images: list, fail) -> set:
+    """The set of image ids (unique, with positive sizes where given)."""
     image_ids: set = set()
-    for i, img in enumerate(coco["images"]):
+    for i, img in enumerate(images):
         if not isinstance(img, dict) or not _is_id(img.get("id")):
             fail(f"images[{i}] must be an object with an integer 'id', found {img!r:.80}")
         if img["id"] in image_ids:
@@ -182,75 +199,72 @@ def validate_coco(
         for key in ("width", "height"):
             if key in img and not (_is_number(img[key]) and img[key] > 0):
                 fail(f"image id={img['id']!r}: {key!r} must be a positive number, found {img[key]!r}")
+    return image_ids
 
-    # Annotations.
-    ann_ids: dict = {}
-    out_anns = []
-    for i, ann in enumerate(coco["annotations"]):
-        if not isinstance(ann, dict):
-            fail(f"annotations[{i}] must be an object, found {type(ann).__name__}")
-        aid = ann.get("id")
-        where = f"annotation id={aid!r} (annotations[{i}])"
 
-        def bad(msg: str, where=where):
-            fail(f"{where}: {msg}")
+def _check_annotation(i, ann, joints_of, image_ids, first_use, kset, fail, source, mismatch) -> dict:
+    """One annotation checked against the categories and images; returns it with defaults filled in."""
+    if not isinstance(ann, dict):
+        fail(f"annotations[{i}] must be an object, found {type(ann).__name__}")
+    aid = ann.get("id")
+    where = f"annotation id={aid!r} (annotations[{i}])"
 
-        absent = [k for k in REQUIRED_FIELDS if k not in ann]
-        if absent:
-            bad(f"missing required field(s) {absent} (required: {list(REQUIRED_FIELDS)}; defaulted: "
-                f"{sorted(DEFAULTED_FIELDS)})")  # fmt: skip
-        if not _is_id(aid):
-            bad(f"'id' must be an integer, found {aid!r}")
-        if aid in ann_ids:
-            bad(f"duplicate annotation id (first used by annotations[{ann_ids[aid]}])")
-        ann_ids[aid] = i
-        if ann["image_id"] not in image_ids:
-            bad(f"image_id={ann['image_id']!r} is not in 'images'")
-        if ann["category_id"] not in joints_of:
-            bad(f"category_id={ann['category_id']!r} is not in 'categories' (ids {sorted(joints_of, key=str)})")
-        try:
-            kp = _numbers(ann["keypoints"], "keypoints")
-            box = _numbers(ann["bbox"], "bbox")
-            area = _numbers([ann["area"]], "area")[0]
-        except ValueError as e:
-            bad(str(e))
-        num_j = joints_of[ann["category_id"]]
-        if kp.size != 3 * num_j:
-            bad(f"keypoints must have 3*J = {3 * num_j} values (J = {num_j} keypoints), found {kp.size}")
-        if box.size != 4:
-            bad(f"bbox must be [x, y, w, h] (4 values), found {box.size}")
-        if box[2] < 0 or box[3] < 0:
-            bad(f"bbox has negative size w={box[2]:g}, h={box[3]:g}")
-        if area < 0:
-            bad(f"area is negative ({area:g})")
-        iscrowd = ann.get("iscrowd", 0)
-        if iscrowd not in (0, 1) or isinstance(iscrowd, float):
-            bad(f"iscrowd must be 0 or 1, found {iscrowd!r}")
-        v = kp[2::3]
-        is_result = "score" in ann
-        if is_result:
-            if not (_is_number(ann["score"]) and math.isfinite(ann["score"])):
-                bad(f"score must be a finite number, found {ann['score']!r}")
-        elif not ((v == 0) | (v == 1) | (v == 2)).all():
-            j = int(np.flatnonzero(~np.isin(v, (0, 1, 2)))[0])
-            name = kset.names[j] if num_j == kset.num_joints else f"#{j}"
-            bad(f"visibility of keypoint {j} ({name}) must be 0, 1 or 2, found {v[j]:g}")
-        new = ann
-        if "iscrowd" not in ann:
-            new = {**new, "iscrowd": 0}
-        if not is_result:
-            count = int(np.count_nonzero(v > 0))
-            if "num_keypoints" not in ann:
+    def bad(msg: str):
+        fail(f"{where}: {msg}")
+
+    absent = [k for k in REQUIRED_FIELDS if k not in ann]
+    if absent:
+        bad(f"missing required field(s) {absent} (required: {list(REQUIRED_FIELDS)}; defaulted: "
+            f"{sorted(DEFAULTED_FIELDS)})")  # fmt: skip
+    if not _is_id(aid):
+        bad(f"'id' must be an integer, found {aid!r}")
+    if aid in first_use:
+        bad(f"duplicate annotation id (first used by annotations[{first_use[aid]}])")
+    first_use[aid] = i
+    if ann["image_id"] not in image_ids:
+        bad(f"image_id={ann['image_id']!r} is not in 'images'")
+    if ann["category_id"] not in joints_of:
+        bad(f"category_id={ann['category_id']!r} is not in 'categories' (ids {sorted(joints_of, key=str)})")
+    try:
+        kp = _numbers(ann["keypoints"], "keypoints")
+        box = _numbers(ann["bbox"], "bbox")
+        area = _numbers([ann["area"]], "area")[0]
+    except ValueError as e:
+        bad(str(e))
+    num_j = joints_of[ann["category_id"]]
+    if kp.size != 3 * num_j:
+        bad(f"keypoints must have 3*J = {3 * num_j} values (J = {num_j} keypoints), found {kp.size}")
+    if box.size != 4:
+        bad(f"bbox must be [x, y, w, h] (4 values), found {box.size}")
+    if box[2] < 0 or box[3] < 0:
+        bad(f"bbox has negative size w={box[2]:g}, h={box[3]:g}")
+    if area < 0:
+        bad(f"area is negative ({area:g})")
+    iscrowd = ann.get("iscrowd", 0)
+    if iscrowd not in (0, 1) or isinstance(iscrowd, float):
+        bad(f"iscrowd must be 0 or 1, found {iscrowd!r}")
+    v = kp[2::3]
+    is_result = "score" in ann
+    if is_result:
+        if not (_is_number(ann["score"]) and math.isfinite(ann["score"])):
+            bad(f"score must be a finite number, found {ann['score']!r}")
+    elif not ((v == 0) | (v == 1) | (v == 2)).all():
+        j = int(np.flatnonzero(~np.isin(v, (0, 1, 2)))[0])
+        name = kset.names[j] if num_j == kset.num_joints else f"#{j}"
+        bad(f"visibility of keypoint {j} ({name}) must be 0, 1 or 2, found {v[j]:g}")
+    new = ann if "iscrowd" in ann else {**ann, "iscrowd": 0}
+    if not is_result:
+        count = int(np.count_nonzero(v > 0))
+        if "num_keypoints" not in ann:
+            new = {**new, "num_keypoints": count}
+        elif ann["num_keypoints"] != count:
+            msg = f"num_keypoints={ann['num_keypoints']!r} but {count} keypoints have v > 0"
+            if mismatch == "error":
+                bad(msg + " (load with num_keypoints_mismatch='warn' or 'fix' to accept)")
+            warnings.warn(f"{source}: {where}: {msg}", CocoFormatWarning, stacklevel=4)
+            if mismatch == "fix":
                 new = {**new, "num_keypoints": count}
-            elif ann["num_keypoints"] != count:
-                msg = f"num_keypoints={ann['num_keypoints']!r} but {count} keypoints have v > 0"
-                if num_keypoints_mismatch == "error":
-                    bad(msg + " (load with num_keypoints_mismatch='warn' or 'fix' to accept)")
-                warnings.warn(f"{source}: {where}: {msg}", CocoFormatWarning, stacklevel=3)
-                if num_keypoints_mismatch == "fix":
-                    new = {**new, "num_keypoints": count}
-        out_anns.append(new)
-    return {**coco, "annotations": out_anns}
+    return new
 
 
 def save_coco(coco: dict, path, kset: KeypointSet = COCO) -> dict:

@@ -177,20 +177,15 @@ def _pad_rows(a: np.ndarray, n: int, fill=0) -> np.ndarray:
     return np.concatenate([a, np.full((n - a.shape[0],) + a.shape[1:], fill, a.dtype)]) if a.shape[0] < n else a
 
 
-def raster(A, B, R, C, L, S: int):
-    """Z-buffer capsules: A, B (N, K, 3) ends (x, y, depth) in pixels, R (N, K, 2) radii (0 = absent),
-    C (N, K, 3) colours, L (N, 3) light directions; an S×S image each.
+def _capsule_tiles(A, B, rmax, S: int, ts: int):
+    """The (capsule, tile) pairs to draw: capsule index n·K + k and tile index (n, ty, tx), sorted by tile.
 
-    Returns zbuf (N, S, S) float32 (inf where empty), label (N, S, S) int32 (the winning capsule's index,
-    K where empty), colour tiles (N, S/t, S/t, t, t, 3) uint8 (shaded, rounded, 0 where empty; `untile` gives
-    (N, S, S, 3)). Pure numpy in, numpy out.
+    A tile is kept when the capsule can reach one of its pixels; within a tile, capsules stay in index order
+    (painting order decides depth ties).
     """
-    A, B, R, C, L = (np.asarray(a, np.float32) for a in (A, B, R, C, L))
     N, K = A.shape[:2]
-    ts = next(t for t in (16, 8, 4, 2, 1) if S % t == 0)
     nt = S // ts
     # Pixel rows/columns each capsule can touch, then the tiles.
-    rmax = R.max(-1)
     x0 = np.ceil(np.minimum(A[..., 0], B[..., 0]) - rmax)
     x1 = np.floor(np.maximum(A[..., 0], B[..., 0]) + rmax)
     y0 = np.ceil(np.minimum(A[..., 1], B[..., 1]) - rmax)
@@ -217,7 +212,24 @@ def raster(A, B, R, C, L, S: int):
     cap, tx, ty = cap[near], tx[near], ty[near]
     tile = (cap // K) * nt * nt + ty * nt + tx
     order = np.argsort(tile, kind="stable")  # stable: within a tile, capsules stay in index order
-    cap, tile = cap[order], tile[order]
+    return cap[order], tile[order]
+
+
+def raster(starts, ends, radii, colours, light, size: int):
+    """Z-buffer capsules into images: one size×size image per row of capsules.
+
+    starts, ends (N, K, 3): the capsules' end points (x, y, depth) in pixels; radii (N, K, 2) the radius at each
+    end (0 = no capsule); colours (N, K, 3); light (N, 3) each image's light direction.
+    Returns zbuf (N, S, S) float32 (inf where empty), label (N, S, S) int32 (the winning capsule's index,
+    K where empty), colour tiles (N, S/t, S/t, t, t, 3) uint8 (shaded, rounded, 0 where empty; `untile` gives
+    (N, S, S, 3)). Pure numpy in, numpy out.
+    """
+    A, B, R, C, L = (np.asarray(a, np.float32) for a in (starts, ends, radii, colours, light))
+    S = size
+    N, K = A.shape[:2]
+    ts = next(t for t in (16, 8, 4, 2, 1) if S % t == 0)
+    nt = S // ts
+    cap, tile = _capsule_tiles(A, B, R.max(-1), S, ts)
     per_tile = np.bincount(tile, minlength=N * nt * nt)
     first = np.cumsum(per_tile) - per_tile
     pos = np.arange(cap.size) - first[tile]

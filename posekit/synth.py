@@ -520,61 +520,24 @@ def render_single(
 
 # ----------------------------------------------------------------------------------------------------------------
 def _scene_block(seed: int, block: int, S: int, max_people: int, distractors: int, crowd_prob: float) -> list[dict]:
-    """Capsules and labels of one block of BLOCK_SCENE scenes, in scene pixels (one dict per scene)."""
+    """Capsules and labels of one block of BLOCK_SCENE scenes, in scene pixels (one dict per scene).
+
+    Steps, in the order they draw from the block's random stream: how many people (and crowd members) each
+    scene holds and how large they are; the people themselves; where each goes and how near it is; the
+    clutter, light, noise and background; then one dict per scene.
+    """
     rng = np.random.default_rng([seed, 2, block])
     n = BLOCK_SCENE
-    # Person sizes first (extent as a fraction of the image side, log-normal like COCO's mostly medium and
-    # large people), then how many of the 1..max_people drawn slots fit: a person is kept while the scene's
-    # summed squared sizes stay within _SCENE_BUDGET, so scenes with a near (large) person hold few people.
-    wanted = rng.integers(1, max_people + 1, n)
-    frac = np.clip(np.exp(rng.normal(np.log(_SIZE_MEDIAN), _SIZE_SIGMA, (n, max_people))), *_SIZE_RANGE)
-    slot_used = np.cumsum(frac**2, 1)
-    kept = (np.arange(max_people) < wanted[:, None]) & ((slot_used <= _SCENE_BUDGET) | (np.arange(max_people) == 0))
-    kept = np.cumprod(kept, 1).astype(bool)  # a prefix of the slots
-    counts = kept.sum(1)
-    has_crowd = rng.random(n) < crowd_prob
-    crowd_counts = np.where(has_crowd, rng.integers(4, 11, n), 0)
+    counts, crowd_counts, height = _scene_people(rng, n, max_people, crowd_prob, S)
     total = int(counts.sum() + crowd_counts.sum())
     p = _sample_people(rng, total)
     P = _skeleton(p)
     A, B, rad, tol = _capsule_geometry(P, p)
-    ext = _extent(A, B, rad)
-    span = np.maximum(ext[:, 2] - ext[:, 0], ext[:, 3] - ext[:, 1])
-    # Person extents from `frac`; small people anywhere, large ones nearer the middle (all may be cut by the
-    # border; the largest are always cut, like close-ups).
-    height = np.zeros(total)
-    height[: counts.sum()] = S * frac[kept]
-    spread = np.clip(1.25 - 0.55 * height / S, 0.4, 1.1)
-    pos = (0.5 + spread[:, None] * rng.uniform(-0.5, 0.5, (total, 2))) * S
-    # A crowd: 4-10 small people packed into one box, annotated as a single iscrowd region.
-    crowd_box = np.zeros((n, 4))
-    crowd_box[:, :2] = rng.uniform(0.05, 0.6, (n, 2)) * S
-    crowd_box[:, 2:] = crowd_box[:, :2] + rng.uniform(0.15, 0.35, (n, 2)) * S * np.array([1.0, 0.6])
     scene_of = np.concatenate([np.repeat(np.arange(n), counts), np.repeat(np.arange(n), crowd_counts)])
     is_crowd = np.arange(total) >= counts.sum()
-    cb = crowd_box[scene_of]
-    height = np.where(is_crowd, S * rng.uniform(0.06, 0.11, total), height)
-    pos = np.where(is_crowd[:, None], cb[:, :2] + rng.random((total, 2)) * (cb[:, 2:] - cb[:, :2]), pos)
-    scale = height / span
-    # Most people keep their head in the picture (close-ups lose their legs, as in photos): the top of the
-    # box is lowered to at most 6% of the image above the border.
-    top = pos[:, 1] - 0.5 * (ext[:, 3] - ext[:, 1]) * scale
-    lift = np.maximum(-rng.uniform(0.0, 0.06, total) * S - top, 0.0)
-    pos[:, 1] += np.where((rng.random(total) < 0.9) & ~is_crowd, lift, 0.0)
-    # Far to near: mostly small people behind big ones; crowds behind everyone.
-    near = scale * span / S + rng.normal(0, 0.08, total)
-    depth_off = np.zeros(total)
-    for s in range(n):
-        idx = np.flatnonzero((scene_of == s) & ~is_crowd)
-        depth_off[idx[np.argsort(near[idx], kind="stable")]] = -4.0 * S * np.arange(idx.size)
-    depth_off[is_crowd] = 4.0 * S
-    off = pos - 0.5 * (ext[:, :2] + ext[:, 2:]) * scale[:, None]
-
-    def to_px(X):
-        xy = X[..., :2] * scale[:, None, None] + off[:, None]
-        return np.concatenate([xy, X[..., 2:] * scale[:, None, None] + depth_off[:, None, None]], -1)
-
+    to_px = _placement(rng, n, S, A, B, rad, height, scene_of, is_crowd)
     A, B, P = to_px(A), to_px(B), to_px(P)
+    scale = to_px.scale
     rad = np.maximum(rad * scale[:, None, None], 0.75)  # thinner than a pixel would leave gaps
     tol = tol * scale[:, None]
     cols = p["colours"][:, _CAP_GROUP]
@@ -618,6 +581,68 @@ def _scene_block(seed: int, block: int, S: int, max_people: int, distractors: in
             }
         )
     return scenes
+
+
+def _scene_people(rng, n: int, max_people: int, crowd_prob: float, S: int):
+    """People per scene, crowd members per scene, and each person's extent in pixels (0 for crowd members).
+
+    Person sizes first (extent as a fraction of the image side, log-normal like COCO's mostly medium and
+    large people), then how many of the 1..max_people drawn slots fit: a person is kept while the scene's
+    summed squared sizes stay within _SCENE_BUDGET, so scenes with a near (large) person hold few people.
+    A crowd is 4-10 small people, annotated later as one iscrowd region.
+    """
+    wanted = rng.integers(1, max_people + 1, n)
+    frac = np.clip(np.exp(rng.normal(np.log(_SIZE_MEDIAN), _SIZE_SIGMA, (n, max_people))), *_SIZE_RANGE)
+    slot_used = np.cumsum(frac**2, 1)
+    kept = (np.arange(max_people) < wanted[:, None]) & ((slot_used <= _SCENE_BUDGET) | (np.arange(max_people) == 0))
+    kept = np.cumprod(kept, 1).astype(bool)  # a prefix of the slots
+    counts = kept.sum(1)
+    has_crowd = rng.random(n) < crowd_prob
+    crowd_counts = np.where(has_crowd, rng.integers(4, 11, n), 0)
+    height = np.zeros(int(counts.sum() + crowd_counts.sum()))
+    height[: counts.sum()] = S * frac[kept]
+    return counts, crowd_counts, height
+
+
+def _placement(rng, n: int, S: int, A, B, rad, height, scene_of, is_crowd):
+    """Where each person goes, how large and how near: a function mapping body points (P, k, 3) to scene pixels.
+
+    Person extents from `height`; small people anywhere, large ones nearer the middle (all may be cut by the
+    border; the largest are always cut, like close-ups); crowd members packed into one box per scene; most
+    heads kept inside the picture; far (small) people painted behind near (large) ones, crowds behind everyone.
+    The function's `scale` attribute is each person's pixels per body unit.
+    """
+    total = len(height)
+    ext = _extent(A, B, rad)
+    span = np.maximum(ext[:, 2] - ext[:, 0], ext[:, 3] - ext[:, 1])
+    spread = np.clip(1.25 - 0.55 * height / S, 0.4, 1.1)
+    pos = (0.5 + spread[:, None] * rng.uniform(-0.5, 0.5, (total, 2))) * S
+    crowd_box = np.zeros((n, 4))
+    crowd_box[:, :2] = rng.uniform(0.05, 0.6, (n, 2)) * S
+    crowd_box[:, 2:] = crowd_box[:, :2] + rng.uniform(0.15, 0.35, (n, 2)) * S * np.array([1.0, 0.6])
+    cb = crowd_box[scene_of]
+    height = np.where(is_crowd, S * rng.uniform(0.06, 0.11, total), height)
+    pos = np.where(is_crowd[:, None], cb[:, :2] + rng.random((total, 2)) * (cb[:, 2:] - cb[:, :2]), pos)
+    scale = height / span
+    # Most people keep their head in the picture (close-ups lose their legs, as in photos): the top of the
+    # box is lowered to at most 6% of the image above the border.
+    top = pos[:, 1] - 0.5 * (ext[:, 3] - ext[:, 1]) * scale
+    lift = np.maximum(-rng.uniform(0.0, 0.06, total) * S - top, 0.0)
+    pos[:, 1] += np.where((rng.random(total) < 0.9) & ~is_crowd, lift, 0.0)
+    near = scale * span / S + rng.normal(0, 0.08, total)
+    depth_off = np.zeros(total)
+    for s in range(n):
+        idx = np.flatnonzero((scene_of == s) & ~is_crowd)
+        depth_off[idx[np.argsort(near[idx], kind="stable")]] = -4.0 * S * np.arange(idx.size)
+    depth_off[is_crowd] = 4.0 * S
+    off = pos - 0.5 * (ext[:, :2] + ext[:, 2:]) * scale[:, None]
+
+    def to_px(X):
+        xy = X[..., :2] * scale[:, None, None] + off[:, None]
+        return np.concatenate([xy, X[..., 2:] * scale[:, None, None] + depth_off[:, None, None]], -1)
+
+    to_px.scale = scale
+    return to_px
 
 
 def _scene_labels(sc: dict, lab: np.ndarray, zb: np.ndarray, K: int, return_masks: bool) -> dict:

@@ -11,13 +11,14 @@ JB_FLAGS := --config book/_config.yml --toc book/_toc.yml --path-output book -W 
 export JAX_PLATFORMS ?= cpu
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: book test lint chapter expected clean-book benchmarks help chromium
+.PHONY: book test lint chapter expected reproduce clean-book benchmarks help chromium
 
 help:
 	@echo "make book        build the book (executes every chapter, standard profile) -> book/_build/html/index.html"
 	@echo "make test        lint + unit tests + every chapter in the quick profile + browser test"
 	@echo "make chapter NB=chapters/03_heatmap.ipynb PROFILE=quick   run one chapter with papermill"
 	@echo "make expected PROFILE=quick   re-run the chapters and store their numbers as the expected values"
+	@echo "make reproduce   after make book: compare its recorded numbers with tests/expected (standard profile)"
 	@echo "make benchmarks  run every benchmark script (quick settings)"
 
 $(STAMP): pyproject.toml
@@ -59,6 +60,10 @@ chapter: $(STAMP)
 
 expected: $(STAMP)
 	$(BIN)/python -m tests.refresh_expected --profile $(PROFILE)
+
+# Did the last `make book` reproduce the book's numbers? A table: name, expected, got, tolerance, ok.
+reproduce: $(STAMP)
+	$(BIN)/python -m tests.reproduce --profile standard
 
 benchmarks: $(STAMP)
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b --quick || exit 1; done

@@ -1,16 +1,26 @@
-"""posekit: the shared code of the 2D Human Pose Estimation book.
+"""posekit: the shared code of the 2D Human Pose Estimation book. One module per concept:
 
-Modules, one per concept of the book:
-  skeleton   keypoint sets (COCO-17, MPII-16): names, links, flip pairs, sigmas
-  cocoio     COCO person_keypoints JSON: read, validate, write
-  synth      the synthetic people generator
-  metrics    PCP, PCPm, PCK, PCKh, PDJ, OKS, COCO AP/AR
-  codecs     heatmap and regression targets, decoding (argmax, DARK)
-  crop       top-down affine crops, augmentation and their inverse
-  models     regression, SimpleBaseline-style and HRNet-style models (Flax NNX)
-  train      the one training loop (optax, checkpoints, resume)
-  viz        plotting helpers
-  book       chapter plumbing: profiles, seeds, caches, recorded results
+Data
+  skeleton     keypoint sets (COCO-17, MPII-16): names, links, flip pairs, OKS sigmas, PCP limbs
+  synth        the synthetic people generator (crops and multi-person scenes); render: its rasterizer
+  cocoio       COCO JSON: read, validate, and the one builder of COCO records (annotations, results)
+  data         cached training sets and deterministic batch streams
+  crop         top-down affine crops, augmentation and their inverse
+  perturb      controlled mistakes: predictions made by damaging ground truth (metric chapters)
+Models and training
+  codecs       heatmap and coordinate targets, decoding (argmax, DARK, soft-argmax)
+  models/      Flax NNX models, one file per family; every model returns a `models.PoseOutput`
+  losses       every training loss (heatmap MSE, spatial cross-entropy, L1/L2 coordinates)
+  train        the one training loop (jitted step, progress, validation hook, resume)
+  checkpoint   save / load / resume, runs cached by config
+  inference    batched prediction, flip test, decoding to input pixels
+  experiments/ the chapters' recipes (data + model + loss + schedule), cached by config
+Evaluation and the book
+  metrics/     person metrics (PCP, PCPm, PCK, PCKh, PDJ), OKS, the COCO evaluator (keypoints, boxes)
+  viz          plotting helpers
+  book         chapter plumbing: profiles, seeds, caches, recorded results
+  cli          the `posekit` command (synth, eval)
+  io           atomic file writes
 """
 
 from posekit.book import PROFILES, cache_dir, glue, pick, record, setup

@@ -99,6 +99,8 @@ def load_coco(
     Returns a dict whose annotations all carry ``iscrowd`` and ``num_keypoints`` (defaults filled in; the
     input dict is not modified).
     Raises CocoFormatError naming the file, the annotation id and the problem.
+
+    Used in chapter 1.
     """
     if isinstance(path_or_dict, dict):
         return validate_coco(path_or_dict, kset, source="<dict>", num_keypoints_mismatch=num_keypoints_mismatch)
@@ -381,7 +383,7 @@ def keypoint_results(image_ids, keypoints, scores, category_id: int = 1) -> list
 def box_results(image_ids, boxes, scores, category_id: int = 1) -> list[dict]:
     """A COCO box results list: [{"image_id", "category_id", "bbox": [x, y, w, h], "score"}, ...].
 
-    image_ids (D,), boxes (D, 4) [x, y, w, h], scores (D,). Used in chapter 4.
+    image_ids (D,), boxes (D, 4) [x, y, w, h], scores (D,).
     """
     b = np.asarray(boxes, dtype=float)
     if b.ndim != 2 or b.shape[1] != 4:
@@ -399,7 +401,10 @@ def _per_detection(image_ids, scores, n: int):
 
 
 def annotations_by_image(coco: dict) -> dict:
-    """Annotations grouped by image id, in file order; every image gets a (possibly empty) list."""
+    """Annotations grouped by image id, in file order; every image gets a (possibly empty) list.
+
+    Used in chapter 1.
+    """
     out = {img["id"]: [] for img in coco["images"]}
     for ann in coco["annotations"]:
         out.setdefault(ann["image_id"], []).append(ann)
@@ -411,6 +416,8 @@ def annotation_arrays(coco: dict, image_id=None, *, include_crowd: bool = True) 
 
     Returns dict(keypoints (P, J, 3), bboxes (P, 4) xywh, areas (P,), iscrowd (P,) int, num_keypoints (P,) int,
     image_ids (P,) object, ids (P,) object). All annotations must share one J.
+
+    Used in chapter 1.
     """
     anns = coco["annotations"] if image_id is None else annotations_by_image(coco).get(image_id, [])
     if not include_crowd:
@@ -432,12 +439,18 @@ def annotation_arrays(coco: dict, image_id=None, *, include_crowd: bool = True) 
 
 
 def keypoints_array(coco: dict, image_id=None) -> np.ndarray:
-    """Keypoints of one image's people (or all people) as a (P, J, 3) float array [x, y, v]."""
+    """Keypoints of one image's people (or all people) as a (P, J, 3) float array [x, y, v].
+
+    Used in chapter 1.
+    """
     return annotation_arrays(coco, image_id)["keypoints"]
 
 
 def format_annotation(ann: dict, kset: KeypointSet | None = COCO) -> str:
-    """Pretty JSON of one annotation with its keypoints one [x, y, v] triple per line (named when `kset` fits)."""
+    """Pretty JSON of one annotation with its keypoints one [x, y, v] triple per line (named when `kset` fits).
+
+    Used in chapter 1.
+    """
     rest = {k: v for k, v in ann.items() if k not in ("keypoints", "segmentation")}
     lines = ["{"]
     for k, v in rest.items():
@@ -463,6 +476,8 @@ def load_images(coco: dict, image_dir, ids=None) -> list[np.ndarray]:
     """Read the images with the given ids (default: all, in file order) as (H, W, 3) uint8 RGB arrays.
 
     Raises FileNotFoundError naming the image id and the missing path, and ValueError for an unknown id.
+
+    Used in chapter 1.
     """
     from PIL import Image
 

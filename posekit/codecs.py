@@ -79,6 +79,8 @@ def heatmap_to_input(coords, input_size, heatmap_size):
 
     coords: (..., 2) or (..., 3); columns beyond x, y are returned unchanged.
     input_size, heatmap_size: (width, height).
+
+    Used in chapter 3.
     """
     return _regrid(coords, _check_size("heatmap_size", heatmap_size), _check_size("input_size", input_size))
 
@@ -105,6 +107,8 @@ def heatmap_targets(kpts, input_size, heatmap_size, sigma: float = 1.0):
     ``mu = input_to_heatmap(x, y)``, and weights (N, J) float32: 1, or 0 when ``v == 0`` or when the
     3-sigma square around ``mu`` contains no cell centre (the Gaussian is off the map). A weight-0
     keypoint gets an all-zero map. numpy in -> numpy out; jax in (or traced) -> jax out.
+
+    Used in chapter 3.
     """
     xp = _xp(kpts)
     kpts = xp.asarray(kpts)
@@ -155,6 +159,8 @@ def decode_argmax(heatmaps, shift: float = 0.25):
     On each axis the argmax moves by ``shift * sign(f(x+1) - f(x-1))``; cells on the map border have
     one neighbour only and are not shifted. Error for an exact Gaussian target: at most 0.25 heatmap px
     per axis at interior cells, at most 0.5 at border cells (measured in tests/test_codecs.py).
+
+    Used in chapter 3.
     """
     heatmaps = np.asarray(heatmaps, dtype=np.float32)
     _check_heatmaps(heatmaps)
@@ -263,6 +269,8 @@ def regression_targets(kpts, input_size):
 
     kpts: (N, J, 3) input pixels. Returns targets (N, J, 2) (0 and 1 are the crop's outer edges) and
     weights (N, J) float32: 1 when ``v > 0`` and the keypoint lies inside the crop, else 0.
+
+    Used in chapter 2.
     """
     xp = _xp(kpts)
     kpts = xp.asarray(kpts)

@@ -178,6 +178,8 @@ def random_augment(
     out); "rotation" (n,) degrees, normal with std rotation_std clipped to +-2 std, applied with
     probability rotation_prob (else 0); "flip" (n,) bool with probability flip_prob; "shift" (n, 2) moves
     the centre by a uniform fraction in [-shift_range, shift_range] of the crop size.
+
+    Used in chapter 3.
     """
     lo, hi = scale_range
     if not 0 < lo <= hi:
@@ -213,6 +215,8 @@ def crop_batch(images, bboxes, keypoints, output_size, augment=None, kset: Keypo
 
     Returns crops (N, H_out, W_out[, C]), kpts_in_crop (N, J, 3) (None if keypoints is None; v is kept,
     v == 0 stays at x = y = 0, points may fall outside the crop) and matrices (N, 2, 3) image -> crop.
+
+    Used in chapter 3.
     """
     out_w, out_h = _check_size("output_size", output_size)
     center, scale = box_to_center_scale(bboxes, out_w / out_h, padding)
@@ -247,6 +251,8 @@ def crop_to_image(kpts_in_crop, matrices, kset: KeypointSet | None = None) -> np
     mirrors (negative determinant, a flipped crop) also get their left/right joints swapped back, which
     undoes `crop_batch` completely; without it only the geometry is inverted. Points with a v column and
     v == 0 stay at x = y = 0.
+
+    Used in chapter 3.
     """
     matrices = _check_matrices(matrices)
     out = transform_points(kpts_in_crop, invert_affine(matrices))

@@ -41,6 +41,8 @@ def jitter(kpts, sigma, rng: np.random.Generator) -> np.ndarray:
       sigma: std in pixels, a scalar or one per person (...,); pass ``0.05 * bbox_size`` for noise
         relative to person size.
     Returns: (..., J, C), x and y perturbed, other columns unchanged.
+
+    Used in chapters 6 and 7.
     """
     kpts = _check(kpts)
     s = _per_person(sigma, kpts, "sigma")
@@ -56,6 +58,8 @@ def displace(kpts, dist, rng: np.random.Generator) -> np.ndarray:
 
     A fixed error size makes "the same pixel error on a small and a large person" exact.
     Args: kpts (..., J, C); dist: scalar or per person (...,). Returns (..., J, C).
+
+    Used in chapters 6 and 7.
     """
     kpts = _check(kpts)
     d = _per_person(dist, kpts, "dist")
@@ -73,6 +77,8 @@ def swap_left_right(kpts, kset: KeypointSet, pairs=None) -> np.ndarray:
       kpts: (..., J, C) keypoints of the set ``kset``.
       pairs: which flip pairs to swap, as (left, right) index tuples; default all of ``kset.flip_pairs``.
     Returns: (..., J, C) with the x, y of each swapped pair exchanged (visibility stays with the joint).
+
+    Used in chapter 7.
     """
     kpts = _check(kpts)
     if kpts.shape[-2] != kset.num_joints:
@@ -94,6 +100,8 @@ def drop(kpts, prob: float, rng: np.random.Generator, fill: float = 0.0) -> np.n
     A missing prediction still has to be written somewhere in a COCO results file; models that
     found nothing typically output a corner of the image, which every metric scores as wrong.
     Returns: (..., J, C).
+
+    Used in chapter 7.
     """
     kpts = _check(kpts)
     if not 0.0 <= prob <= 1.0:
@@ -108,6 +116,8 @@ def translate(kpts, shift) -> np.ndarray:
     """Shift whole poses by ``shift`` px: (2,) for all people or (..., 2) one per person.
 
     This is what a top-down model does when its person box is off: the whole skeleton moves.
+
+    Used in chapter 7.
     """
     kpts = _check(kpts)
     shift = np.asarray(shift, dtype=float)
@@ -123,6 +133,8 @@ def scale_about_centre(kpts, factor) -> np.ndarray:
 
     Turns one person into the same person seen smaller or larger; ``factor`` scalar or per person.
     Unlabelled joints (v = 0) keep their (0, 0) coordinates.
+
+    Used in chapter 6.
     """
     kpts = _check(kpts)
     f = _per_person(factor, kpts, "factor")
@@ -153,6 +165,8 @@ def detections(
     Scores are uniform in ``true_score`` / ``false_score`` (lo, hi): false detections ranked below the
     true ones hurt AP little, ranked above they hurt it a lot.
     Returns: [{"image_id", "category_id": 1, "keypoints": [x, y, 1] * J, "score"}, ...].
+
+    Used in chapter 7.
     """
     from posekit.cocoio import annotation_arrays, keypoint_results
 

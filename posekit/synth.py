@@ -487,6 +487,8 @@ def render_single(
     person at the border), return_masks (add "masks" (N, S, S) bool).
     Returns "images" (N, S, S, 3) uint8, "keypoints" (N, 17, 3) float32 [x, y, v], "bboxes" (N, 4) COCO xywh,
     "areas" (N,), "head_boxes" (N, 4) [x1, y1, x2, y2], "yaw" (N,) radians, "pose" (N,) int.
+
+    Used in the preface and chapters 1, 6 and 7.
     """
     _check_common(num, seed, size, 32)
     if pose is not None:
@@ -703,6 +705,8 @@ def render_scenes(
     Returns "images" (N, S, S, 3) uint8 and "people": N dicts with "keypoints" (P, 17, 3), "bboxes" (P, 4),
     "areas" (P,), "head_boxes" (P, 4), "iscrowd" (P,), "pose" (P,) (−1 for a crowd), "yaw" (P,), and with
     `return_masks` "masks" (P, S, S) bool (each person's visible pixels).
+
+    Used in chapters 1, 3 and 7.
     """
     _check_common(num, seed, size, 64)
     if not isinstance(max_people, (int, np.integer)) or max_people < 1:
@@ -732,6 +736,8 @@ def to_coco(batch: dict, kind: str, file_names=None, *, first_image_id: int = 1)
 
     Image ids count from `first_image_id`; file names default to "000000.png", ... (image id − 1). Keypoints,
     boxes are rounded to 0.01 px; each non-crowd annotation also carries "head_box" [x1, y1, x2, y2] for PCKh.
+
+    Used in chapters 3 and 7.
     """
     if kind not in ("single", "scene"):
         raise ValueError(f"kind must be 'single' or 'scene', got {kind!r}")
@@ -777,6 +783,8 @@ def write_dataset(
 
     Written into a temporary sibling folder and moved into place at the end (`posekit.io.atomic_replace_dir`),
     so an interrupted run never leaves a complete-looking dataset. Knobs go to render_single / render_scenes.
+
+    Used in chapter 1.
     """
     from PIL import Image
     from tqdm import tqdm

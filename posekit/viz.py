@@ -36,7 +36,10 @@ def set_style() -> None:
 
 
 def side_colour(kset: KeypointSet, i: int, j: int | None = None) -> str:
-    """Colour of a keypoint (or a link i-j) by body side."""
+    """Colour of a keypoint (or a link i-j) by body side.
+
+    Used in chapters 1 and 6.
+    """
     names = [kset.names[i]] + ([kset.names[j]] if j is not None else [])
     if all(n.startswith(("left", "l_")) for n in names):
         return LEFT
@@ -61,6 +64,8 @@ def draw_pose(
     """Draw one pose: keypoints (J, 2) or (J, 3) with COCO visibility in the third column.
 
     Joints with v = 0 are skipped; occluded joints (v = 1) are drawn hollow.
+
+    Used in the preface and chapters 1, 2, 3, 6 and 7.
     """
     kpts = np.asarray(kpts, dtype=float)
     if kpts.ndim != 2 or kpts.shape[0] != kset.num_joints or kpts.shape[1] not in (2, 3):
@@ -83,7 +88,10 @@ def draw_pose(
 
 
 def show_image(ax, image, title: str | None = None):
-    """Show an (H, W, 3) uint8 or float image without axes."""
+    """Show an (H, W, 3) uint8 or float image without axes.
+
+    Used in the preface and chapters 1, 2 and 3.
+    """
     ax.imshow(np.asarray(image))
     ax.set_axis_off()
     if title:
@@ -92,7 +100,10 @@ def show_image(ax, image, title: str | None = None):
 
 
 def grid(n: int, cols: int = 4, size: float = 2.2):
-    """A figure with n image panels in rows of `cols`; returns (fig, flat list of axes)."""
+    """A figure with n image panels in rows of `cols`; returns (fig, flat list of axes).
+
+    Used in the preface and chapters 1, 2 and 3.
+    """
     rows = (n + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(cols * size, rows * size), squeeze=False)
     axes = list(axes.ravel())
@@ -105,6 +116,8 @@ def draw_tolerance(ax, centres, radii, *, colour: str = "#2ca02c", alpha: float 
     """Draw tolerance circles: one per centre (K, 2), radius a scalar or (K,) in pixels.
 
     Used by the metric chapters to show "how far a prediction may land and still count".
+
+    Used in chapters 6 and 7.
     """
     centres = np.asarray(centres, dtype=float).reshape(-1, 2)
     radii = np.broadcast_to(np.asarray(radii, dtype=float), (len(centres),))

@@ -273,3 +273,37 @@ def test_posekit_synth_then_eval_end_to_end(tmp_path):
     assert run.returncode == 0, run.stderr
     _, expected = pycoco(gt, results)
     assert run.stdout.splitlines() == expected
+
+
+# ----------------------------------------------------------------------------- bad files, clear messages
+
+
+def test_truncated_json_names_the_file_and_the_position(tmp_path, capsys):
+    gt, results = random_eval_set(num_images=3, seed=0)
+    good, cut = tmp_path / "res.json", tmp_path / "gt.json"
+    good.write_text(json.dumps(results))
+    text = json.dumps(gt)
+    cut.write_text(text[: len(text) // 2])  # a download that stopped half-way
+    assert cli.main(["eval", str(cut), str(good)]) == 2
+    err = capsys.readouterr().err
+    assert str(cut) in err and "line 1, column" in err and "truncated" in err and "Traceback" not in err
+    assert err.count("\n") == 1
+    from posekit.cocoio import CocoFormatError, load_coco
+
+    with pytest.raises(CocoFormatError, match=r"gt\.json: not valid JSON: .* at line 1, column \d+"):
+        load_coco(cut)
+
+
+def test_unwritable_outputs_name_the_path_the_user_gave(tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    assert cli.main(["synth", "--out", str(blocker / "scenes"), "--num-images", "2", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot write {blocker / 'scenes'}" in err and ".tmp" not in err
+    gt, results = random_eval_set(num_images=3, seed=0)
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    (tmp_path / "res.json").write_text(json.dumps(results))
+    args = ["eval", str(tmp_path / "gt.json"), str(tmp_path / "res.json"), "--per-image", str(blocker / "x.csv")]
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert f"cannot write {blocker / 'x.csv'}" in err and ".tmp" not in err

@@ -41,6 +41,23 @@ def test_notebook_starts_with_a_parameters_cell_and_one_title(nb):
     assert f'posekit.setup("{nb.stem}"' in body, f'{nb.name}: must call posekit.setup("{nb.stem}", PROFILE, SEED)'
 
 
+@pytest.mark.parametrize("nb", chapters(), ids=lambda p: p.stem)
+def test_notebook_code_fits_the_rendered_page(nb):
+    """Code cells show about 88 columns on the page; ruff checks this too, but skips single-token lines."""
+    cells = json.loads(nb.read_text())["cells"]
+    long = [(i, ln) for i, c in enumerate(cells) if c["cell_type"] == "code"
+            for ln in "".join(c["source"]).splitlines() if len(ln) > 88]  # fmt: skip
+    assert not long, f"{nb.name}: code lines over 88 columns (cell, line): {long[:5]}"
+
+
+@pytest.mark.parametrize("nb", chapters(), ids=lambda p: p.stem)
+def test_chapters_carry_no_test_machinery(nb):
+    """Tolerances live in tests/expected, benchmarks are imported as modules: no plumbing in a reader's view."""
+    code = "".join("".join(c["source"]) for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "code")
+    for needle in ("tol=", "importlib", "spec_from_file_location", "sys.path"):
+        assert needle not in code, f"{nb.name}: {needle!r} in a code cell"
+
+
 def test_environment_yml_mirrors_pyproject():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     declared = {_name(r) for r in project["dependencies"]}

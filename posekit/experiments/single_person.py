@@ -68,6 +68,8 @@ def single_person_run(
     (`sigma` only matters to heatmap models); Adam, warmup-cosine schedule peaking at `lr`.
     `val`: a dataset (as `synthetic_single` returns) scored with PCK@0.1 (bbox) 6 times during training.
     Returns (model, history); the run lives in `run_dir(f"single-{model_class.__name__.lower()}", config)`.
+
+    Used in chapter 3.
     """
     name = model_class.__name__.lower()
     cfg = dict(model=name, variant=variant, steps=steps, train_size=train_size, seed=seed, size=size, lr=lr,

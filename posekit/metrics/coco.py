@@ -295,7 +295,7 @@ def box_iou_pairs(det_boxes, gt_boxes, gt_crowd) -> np.ndarray:
 
     pycocotools' bbIou term by term: the overlap w = min(x+w) − max(x), h likewise (0 if either is ≤ 0), and
     IoU = overlap / union, where the union is the detection's own area when the GT is a crowd region (a
-    detection inside a crowd box is not punished for the rest of the crowd). Used in chapter 4.
+    detection inside a crowd box is not punished for the rest of the crowd).
     """
     d, g = np.asarray(det_boxes, dtype=float), np.asarray(gt_boxes, dtype=float)
     w = np.minimum(d[:, 2] + d[:, 0], g[:, 2] + g[:, 0]) - np.maximum(d[:, 0], g[:, 0])

@@ -21,13 +21,19 @@ from posekit.skeleton import COCO, MPII_HEAD_SIZE_FACTOR, KeypointSet
 
 
 def bbox_size(bboxes) -> np.ndarray:
-    """Box size max(w, h) of COCO boxes (N, 4) [x, y, w, h] -> (N,); mmpose's PCK bbox normalizer."""
+    """Box size max(w, h) of COCO boxes (N, 4) [x, y, w, h] -> (N,); mmpose's PCK bbox normalizer.
+
+    Used in chapters 2, 3 and 6.
+    """
     b = _as_boxes(bboxes)
     return np.maximum(b[:, 2], b[:, 3])
 
 
 def bbox_diagonal(bboxes) -> np.ndarray:
-    """Box diagonal sqrt(w^2 + h^2) of COCO boxes (N, 4) [x, y, w, h] -> (N,); PDJ's later normalizer."""
+    """Box diagonal sqrt(w^2 + h^2) of COCO boxes (N, 4) [x, y, w, h] -> (N,); PDJ's later normalizer.
+
+    Used in chapters 6 and 7.
+    """
     b = _as_boxes(bboxes)
     return np.hypot(b[:, 2], b[:, 3])
 
@@ -36,6 +42,8 @@ def torso_diameter(gt, kset: KeypointSet = COCO) -> np.ndarray:
     """Torso diameter ||gt[a] - gt[b]|| for (a, b) = kset.torso; gt (N, J, 3) -> (N,).
 
     0 when either torso joint is unlabelled (v = 0), so PCK/PDJ exclude that person.
+
+    Used in chapters 6 and 7.
     """
     g = _as_gt(gt)
     a, b = kset.torso
@@ -46,7 +54,10 @@ def torso_diameter(gt, kset: KeypointSet = COCO) -> np.ndarray:
 
 
 def head_size(head_boxes, factor: float = MPII_HEAD_SIZE_FACTOR) -> np.ndarray:
-    """MPII head size factor * ||(x2 - x1, y2 - y1)|| of head boxes (N, 4) [x1, y1, x2, y2] -> (N,)."""
+    """MPII head size factor * ||(x2 - x1, y2 - y1)|| of head boxes (N, 4) [x1, y1, x2, y2] -> (N,).
+
+    Used in chapter 6.
+    """
     b = _as_boxes(head_boxes, "head_boxes")
     return factor * np.hypot(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1])
 
@@ -100,6 +111,8 @@ def pcp(pred, gt, kset: KeypointSet = COCO, alpha: float = 0.5, limbs=None) -> d
     Limbs with an unlabelled endpoint or zero ground-truth length are excluded (valid = False).
     Returns per_limb {name: fraction correct (nan if never valid)}, mean (over limbs with a valid
     sample), correct (N, L) bool, valid (N, L) bool.
+
+    Used in chapters 6 and 7.
     """
     return _pcp(pred, gt, kset, alpha, limbs, mean_length=False)
 
@@ -109,6 +122,8 @@ def pcpm(pred, gt, kset: KeypointSet = COCO, alpha: float = 0.5, limbs=None) -> 
 
     Same inputs and outputs as `pcp`; the mean length is taken over the labelled instances of each
     limb, so short foreshortened limbs are no longer judged by a tiny threshold.
+
+    Used in chapters 6 and 7.
     """
     return _pcp(pred, gt, kset, alpha, limbs, mean_length=True)
 
@@ -134,6 +149,8 @@ def pck(pred, gt, norm, thr: float = 0.2) -> dict:
     Unlabelled joints (v = 0) and people with norm <= 0 are excluded. Returns per_joint (J,) fraction
     correct (nan for joints with no valid sample), mean over joints with a valid sample,
     correct (N, J) bool, valid (N, J) bool.
+
+    Used in chapters 2, 3, 6 and 7.
     """
     nd, valid = _normalized_distance(pred, gt, norm)
     return _summarize_rates(valid & (nd < thr), valid, None, "per_joint")
@@ -143,6 +160,8 @@ def pckh(pred, gt, head_boxes, thr: float = 0.5, factor: float = MPII_HEAD_SIZE_
     """PCKh (MPII): PCK with norm = factor * head-box diagonal; head_boxes (N, 4) [x1, y1, x2, y2].
 
     correct iff ||pred - gt|| < thr * factor * ||(x2 - x1, y2 - y1)||. Same outputs as `pck`.
+
+    Used in chapters 6 and 7.
     """
     return pck(pred, gt, head_size(head_boxes, factor), thr)
 
@@ -152,13 +171,18 @@ def pdj(pred, gt, norm, frac: float = 0.2) -> dict:
 
     pred (N, J, 2), gt (N, J, 3), norm (N,) (torso_diameter in DeepPose, bbox_diagonal later).
     Exclusions and outputs as in `pck`.
+
+    Used in chapters 6 and 7.
     """
     nd, valid = _normalized_distance(pred, gt, norm)
     return _summarize_rates(valid & (nd <= frac), valid, None, "per_joint")
 
 
 def pck_curve(pred, gt, norm, thrs) -> np.ndarray:
-    """Mean PCK at each threshold: thrs (T,) -> (T,); pred (N, J, 2), gt (N, J, 3), norm (N,)."""
+    """Mean PCK at each threshold: thrs (T,) -> (T,); pred (N, J, 2), gt (N, J, 3), norm (N,).
+
+    Used in chapter 6.
+    """
     nd, valid = _normalized_distance(pred, gt, norm)
     t = np.asarray(thrs, dtype=float).reshape(-1)
     correct = valid[None] & (nd[None] < t[:, None, None])  # (T, N, J)
@@ -174,6 +198,8 @@ def pck_auc(pred, gt, norm, max_thr: float = 0.5, num: int = 20) -> float:
     """Area under the PCK curve, normalized to [0, 1]: mean PCK at thresholds max_thr * i / num, i = 0..num-1.
 
     mmpose's left Riemann sum (keypoint_auc); pred (N, J, 2), gt (N, J, 3), norm (N,).
+
+    Used in chapter 6.
     """
     if num < 1:
         raise ValueError(f"num: expected >= 1 thresholds, found {num}")

@@ -168,7 +168,10 @@ def num_upsamplings(backbone_stride: int, output_stride: int) -> int:
 
 # ----------------------------------------------------------------------------------------------- size and cost
 def param_count(model: nnx.Module) -> int:
-    """Number of trainable parameters (nnx.Param leaves)."""
+    """Number of trainable parameters (nnx.Param leaves).
+
+    Used in chapter 3.
+    """
     return int(sum(np.prod(p.shape) for p in jax.tree.leaves(nnx.state(model, nnx.Param))))
 
 
@@ -177,6 +180,8 @@ def flops(model: nnx.Module, input_shape=(1, 64, 64, 3)) -> float:
 
     Works on an abstract model (`nnx.eval_shape(lambda: Model(...))`): nothing is initialized or compiled,
     only lowered. XLA counts a multiply-add as 2 FLOPs. Returns NaN if the backend reports no cost.
+
+    Used in chapter 3.
     """
     graphdef, state = nnx.split(model)
 
@@ -195,7 +200,10 @@ def flops(model: nnx.Module, input_shape=(1, 64, 64, 3)) -> float:
 
 
 def feature_shapes(model: nnx.Module, input_shape=(1, 64, 64, 3)) -> dict:
-    """{name: shape} of the features `model(x, return_features=True)` returns, computed without running it."""
+    """{name: shape} of the features `model(x, return_features=True)` returns, computed without running it.
+
+    Used in chapter 3.
+    """
     graphdef, state = nnx.split(model)
 
     names = []

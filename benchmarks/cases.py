@@ -96,3 +96,78 @@ def random_eval_set(
     if tie_scores:
         score = np.round(score, 1)
     return gt, cocoio.keypoint_results(d_img + id_offset, dxy, score)
+
+
+def random_box_eval_set(
+    num_images: int = 100,
+    seed: int = 0,
+    num_categories: int = 1,
+    max_objects: int = 8,
+    dets_per_image: int = 20,
+    crowd_frac: float = 0.05,
+    empty_image_frac: float = 0.0,
+    no_det_image_frac: float = 0.0,
+    tie_scores: bool = False,
+    id_offset: int = 1,
+) -> tuple[dict, list]:
+    """A deterministic synthetic COCO box ground truth and results list: (gt dict, results list).
+
+    Each image holds 1..max_objects objects of random categories (1..num_categories) with boxes from tiny to
+    large (side 4..400 px, so all three COCO area ranges occur), an `area` smaller than the box (as a
+    segmentation's is), some crowd regions (iscrowd=1, large boxes that hold many detections); detections are
+    first a jittered box per object (confident), then sloppier duplicates, boxes of the wrong category and
+    false positives, with noisy scores. tie_scores rounds scores to one decimal; empty_image_frac: images
+    without objects; no_det_image_frac: images without detections.
+    """
+    rng = np.random.default_rng(seed)
+    images = [{"id": int(i + id_offset), "width": 640, "height": 480} for i in range(num_images)]
+    n_obj = rng.integers(1, max_objects + 1, num_images)
+    n_obj[rng.random(num_images) < empty_image_frac] = 0
+    owner = np.repeat(np.arange(num_images), n_obj)
+    P = len(owner)
+    side = np.exp(rng.uniform(np.log(4), np.log(400), (P, 2)))
+    crowd = rng.random(P) < crowd_frac
+    side[crowd] *= 2.5
+    xy = rng.uniform(0, 1, (P, 2)) * np.maximum(np.array([640.0, 480.0]) - side, 1.0)
+    boxes = np.concatenate([xy, side], 1)
+    area = side[:, 0] * side[:, 1] * rng.uniform(0.5, 0.9, P)
+    cat = rng.integers(1, num_categories + 1, P)
+    anns = [
+        {"id": int(i + 1), "image_id": int(owner[i] + id_offset), "category_id": int(cat[i]),
+         "bbox": boxes[i].tolist(), "area": float(area[i]), "iscrowd": int(crowd[i])}
+        for i in range(P)
+    ]  # fmt: skip
+    categories = [{"id": k, "name": f"class{k}", "supercategory": "thing"} for k in range(1, num_categories + 1)]
+    gt = {"images": images, "annotations": anns, "categories": categories}
+    n_dets = np.full(num_images, dets_per_image)
+    n_dets[rng.random(num_images) < no_det_image_frac] = 0
+    d_img = np.repeat(np.arange(num_images), n_dets)
+    D = len(d_img)
+    first = np.concatenate([[0], np.cumsum(n_obj)[:-1]])
+    has = n_obj[d_img] > 0
+    q = np.arange(D) - np.repeat(np.concatenate([[0], np.cumsum(n_dets)[:-1]]), n_dets)
+    primary = has & (q < n_obj[d_img])
+    target = first[d_img] + np.where(primary, q, (rng.random(D) * np.maximum(n_obj[d_img], 1)).astype(int))
+    target = np.minimum(target, max(P - 1, 0))
+    false_pos = (~has) | (~primary & (rng.random(D) < 0.3))
+    quality = np.where(primary, np.minimum(rng.exponential(0.06, D), 0.5), rng.uniform(0.05, 0.5, D))
+    score = np.where(primary, 0.95 - quality, 0.6 - quality) + rng.normal(0, 0.12, D) - 0.3 * false_pos
+    score = np.clip(score, 0.001, 1.0)
+    if P:
+        t = boxes[target]
+        jitter = rng.normal(0, 1, (D, 4)) * quality[:, None] * np.c_[t[:, 2:], t[:, 2:]]
+        base = np.c_[t[:, :2] + jitter[:, :2], np.maximum(t[:, 2:] * np.exp(jitter[:, 2:] / t[:, 2:]), 1.0)]
+        d_cat = np.where(rng.random(D) < 0.1, rng.integers(1, num_categories + 1, D), cat[target])
+    else:
+        base, d_cat = np.zeros((D, 4)), np.ones(D, int)
+    rand_side = np.exp(rng.uniform(np.log(4), np.log(300), (D, 2)))
+    rand = np.c_[rng.uniform(0, 600, (D, 2)), rand_side]
+    dbox = np.where(false_pos[:, None], rand, base)
+    if tie_scores:
+        score = np.round(score, 1)
+    results = []
+    for k in range(1, num_categories + 1):
+        sel = np.flatnonzero(d_cat == k)
+        results += cocoio.box_results(d_img[sel] + id_offset, dbox[sel], score[sel], category_id=k)
+    order = np.argsort(np.concatenate([np.flatnonzero(d_cat == k) for k in range(1, num_categories + 1)]))
+    return gt, [results[i] for i in order]  # detections in image order, as a detector writes them

@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from pycocotools.coco import COCO as PyCOCO
 from pycocotools.cocoeval import COCOeval
 
-from benchmarks.cases import random_eval_set
+from benchmarks.cases import random_box_eval_set, random_eval_set
 from posekit import cli, metrics
-from posekit.metrics import STAT_NAMES, coco_eval
+from posekit.metrics import BOX_STAT_NAMES, STAT_NAMES, coco_eval
 
 
 def _empty_results(cg):
@@ -116,6 +116,95 @@ def test_coco_eval_matches_pycocotools_quirks_bbox_results_and_gt_id_zero():
         r["bbox"] = [0.0, 0.0, float(rng.uniform(10, 200)), float(rng.uniform(10, 200))]
     ref, _ = pycoco(gt, results)
     np.testing.assert_allclose(ours(gt, results), ref, rtol=0, atol=1e-9)
+
+
+# ----------------------------------------------------------------------------- boxes
+
+BOX_SCENARIOS = {
+    "plain": dict(),
+    "crowds": dict(crowd_frac=0.3),
+    "empty_images": dict(empty_image_frac=0.3, no_det_image_frac=0.3),
+    "several_categories": dict(num_categories=3),
+    "over_100_dets": dict(dets_per_image=130, max_objects=20),
+    "one_det": dict(dets_per_image=1),
+    "tied_scores": dict(tie_scores=True, num_categories=2),
+    "image_id_zero": dict(id_offset=0),
+}
+
+
+def ours_box(gt, results):
+    return np.array([coco_eval(gt, results, iou_type="bbox")[k] for k in BOX_STAT_NAMES])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("scenario", sorted(BOX_SCENARIOS))
+def test_box_eval_matches_pycocotools(scenario, seed):
+    gt, results = random_box_eval_set(num_images=30, seed=seed, **BOX_SCENARIOS[scenario])
+    ref, lines = pycoco(gt, results, iou_type="bbox")
+    assert len(ref) == 12
+    np.testing.assert_allclose(ours_box(gt, results), ref, rtol=0, atol=1e-9)
+
+
+def test_box_eval_matches_pycocotools_on_quirks():
+    """Identical boxes (tied IoU), duplicated GT, a GT with id 0, an unknown category, an image with no GT."""
+    gt, results = random_box_eval_set(num_images=30, seed=9, num_categories=2, tie_scores=True, crowd_frac=0.2)
+    n = len(gt["annotations"])
+    gt["annotations"] += [dict(a, id=n + i + 1) for i, a in enumerate(gt["annotations"][::5])]
+    gt["annotations"][3]["id"] = 0
+    results += copy.deepcopy(results[::4]) + [dict(results[0], category_id=9)]
+    gt["images"].append({"id": 999, "width": 640, "height": 480})
+    results += [dict(r, image_id=999) for r in results[:5]]
+    ref, _ = pycoco(gt, results, iou_type="bbox")
+    np.testing.assert_allclose(ours_box(gt, results), ref, rtol=0, atol=1e-9)
+
+
+def test_box_eval_of_empty_results_and_of_perfect_boxes():
+    gt, results = random_box_eval_set(num_images=10, seed=0, crowd_frac=0.0)
+    np.testing.assert_array_equal(ours_box(gt, []), pycoco(gt, [], iou_type="bbox")[0])
+    perfect = [{"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"], "score": 1.0}
+               for a in gt["annotations"]]  # fmt: skip
+    stats = coco_eval(gt, perfect, iou_type="bbox")
+    assert stats["AP"] == pytest.approx(1.0) and stats["AR100"] == pytest.approx(1.0)
+
+
+def test_box_iou_against_a_crowd_uses_the_detection_area():
+    d = np.array([[0.0, 0.0, 10, 10], [5.0, 5.0, 10, 10], [20.0, 0.0, 5, 5]])
+    g = np.array([[0.0, 0.0, 100, 100], [0.0, 0.0, 10, 10], [0.0, 0.0, 10, 10]])
+    iou = metrics.box_iou_pairs(d, g, np.array([True, False, False]))
+    np.testing.assert_allclose(iou, [1.0, 25 / 175, 0.0])
+
+
+def test_posekit_eval_prints_the_box_summary_and_a_per_image_csv(tmp_path, capsys):
+    gt, results = random_box_eval_set(num_images=15, seed=2, num_categories=2)
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    (tmp_path / "res.json").write_text(json.dumps(results))
+    _, expected = pycoco(gt, results, iou_type="bbox")
+    csv_path = tmp_path / "per_image.csv"
+    args = ["eval", "--iou-type", "bbox", str(tmp_path / "gt.json"), str(tmp_path / "res.json")]
+    assert cli.main(args + ["--per-image", str(csv_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[:12] == expected and len(expected) == 12
+    import csv
+
+    rows = list(csv.DictReader(csv_path.open()))
+    dets = [r for r in rows if r["kind"] == "detection"]
+    gts = [r for r in rows if r["kind"] == "ground_truth"]
+    assert len(dets) == len(results) and len(gts) == len(gt["annotations"])
+    assert all(0.0 <= float(r["best"]) <= 1.0 for r in rows)
+    assert [int(r["image_id"]) for r in rows] == sorted(int(r["image_id"]) for r in rows)  # sorted by image
+    # a true positive at 0.5 has a GT of IoU >= 0.5 in its image
+    assert all(float(r["best"]) >= 0.5 for r in dets if r["tp50"] == "1")
+
+
+def test_pr_curve_is_what_the_ap_averages():
+    gt, results = random_eval_set(num_images=30, seed=1)
+    ev = metrics.evaluate(gt, results)
+    rec, prec = ev.pr_curve(iou=0.5)
+    assert rec.shape == prec.shape == (101,)
+    assert np.all(np.diff(prec) <= 1e-12)  # the envelope never rises with recall
+    assert prec.mean() == pytest.approx(ev.stats["AP50"], abs=1e-12)
+    with pytest.raises(ValueError, match="iou"):
+        ev.pr_curve(iou=0.52)
 
 
 def no_annotations(gt, results):
@@ -241,6 +330,8 @@ def test_posekit_eval_with_custom_sigmas_and_bad_input(tmp_path, capsys):
     assert capsys.readouterr().out.splitlines() == expected
     assert cli.main(args) == 2  # 4 keypoints without sigmas: a one-line error, no traceback
     assert "sigmas" in capsys.readouterr().err
+    assert cli.main(args + ["--sigmas", "0.05", "0.06"]) == 2  # 2 sigmas for 4 keypoints
+    assert "sigmas: expected 4 values (one per keypoint), found 2" in capsys.readouterr().err
 
 
 def test_posekit_synth_then_eval_end_to_end(tmp_path):
@@ -307,3 +398,15 @@ def test_unwritable_outputs_name_the_path_the_user_gave(tmp_path, capsys):
     assert cli.main(args) == 2
     err = capsys.readouterr().err
     assert f"cannot write {blocker / 'x.csv'}" in err and ".tmp" not in err
+
+
+@pytest.mark.parametrize("iou_type", ["keypoints", "bbox"])
+def test_matching_in_small_chunks_gives_the_same_numbers(iou_type, monkeypatch):
+    """Memory stays bounded because images are matched a chunk at a time; the chunking must change nothing."""
+    from posekit.metrics import coco
+
+    make = random_eval_set if iou_type == "keypoints" else random_box_eval_set
+    gt, results = make(num_images=40, seed=3)
+    whole = coco_eval(gt, results, iou_type=iou_type)
+    monkeypatch.setattr(coco, "MAX_PAIRS_PER_CHUNK", 37)  # many chunks, some of a single image
+    assert coco_eval(gt, results, iou_type=iou_type) == whole

@@ -409,8 +409,12 @@ def _match_bucket(sim, crowd, ignore, gt_area, zero_id, thr, area_ranges):
     return out_m, out_ig, out_z, taken[:, :, 0, :]
 
 
-def _match(gt: _GroundTruth, dets: _Detections, d_group, d_rank, similarity, params: CocoParams,
-           thr, max_pairs: int = 2_000_000) -> _Matches:  # fmt: skip
+# Images are matched in chunks of about this many (detection, GT) pairs: memory stays bounded (a few hundred MB
+# at most) however many images there are, and large enough chunks keep the per-chunk overhead small.
+MAX_PAIRS_PER_CHUNK = 2_000_000
+
+
+def _match(gt: _GroundTruth, dets: _Detections, d_group, d_rank, similarity, params: CocoParams, thr) -> _Matches:
     """Similarities and greedy matching of every group (category, image), a chunk of groups at a time.
 
     GT rows are sorted by group; detections (already cut to max_dets per group) by (group, rank).
@@ -424,10 +428,12 @@ def _match(gt: _GroundTruth, dets: _Detections, d_group, d_rank, similarity, par
     g_count, g_first, det_of_pair, gt_of_pair = _group_layout(n_groups, g_group, d_group)
     if not len(det_of_pair):
         return _Matches(matched, ignored, best, best_gt, gt_matched)
-    # chunks of whole groups holding about max_pairs pairs each (detections are sorted by group)
+    # chunks of whole groups holding about MAX_PAIRS_PER_CHUNK pairs each (detections are sorted by group)
+    max_pairs = MAX_PAIRS_PER_CHUNK
     pairs_before = np.concatenate([[0], np.cumsum(g_count[d_group])])
     group_start = np.flatnonzero(np.r_[True, d_group[1:] != d_group[:-1]])
-    first = np.unique(np.searchsorted(pairs_before[group_start], np.arange(0, pairs_before[-1], max_pairs)))
+    at = pairs_before[group_start]  # pairs before each group
+    first = np.unique(np.searchsorted(at, np.arange(0, pairs_before[-1], max_pairs), side="right") - 1)
     bounds = np.r_[group_start[first], n]
     for d0, d1 in zip(bounds[:-1], bounds[1:]):
         p0, p1 = pairs_before[d0], pairs_before[d1]

@@ -245,3 +245,27 @@ def test_annotation_without_id_is_named_by_its_index():
     del coco["annotations"][2]["id"]
     with pytest.raises(CocoFormatError, match=r"annotations\[2\]\): missing required field\(s\) \['id'\]"):
         cocoio.load_coco(coco)
+
+
+def test_results_builders_write_what_the_evaluators_read():
+    kp = np.arange(2 * 17 * 2, dtype=float).reshape(2, 17, 2)
+    res = cocoio.keypoint_results(np.array([3, 4]), kp, np.array([0.9, 0.1]))
+    assert res[0] == {"image_id": 3, "category_id": 1, "keypoints": [0.0, 1.0, 1.0] + res[0]["keypoints"][3:],
+                      "score": 0.9}  # fmt: skip
+    assert len(res[1]["keypoints"]) == 51 and res[1]["keypoints"][2::3] == [1.0] * 17
+    assert all(type(r["image_id"]) is int for r in res)  # JSON-ready, not numpy scalars
+    boxes = cocoio.box_results([7], [[1, 2, 3, 4]], [0.5], category_id=2)
+    assert boxes == [{"image_id": 7, "category_id": 2, "bbox": [1.0, 2.0, 3.0, 4.0], "score": 0.5}]
+    with pytest.raises(ValueError, match=r"boxes: expected shape \(D, 4\)"):
+        cocoio.box_results([7], [[1, 2, 3]], [0.5])
+    with pytest.raises(ValueError, match="one per detection"):
+        cocoio.keypoint_results([1, 2, 3], kp, [0.5, 0.5])
+
+
+def test_annotation_builder_counts_keypoints_and_defaults_the_box():
+    kp = np.zeros((17, 3))
+    kp[[0, 5], :] = [[10.0, 20.0, 2], [30.0, 60.0, 1]]
+    ann = cocoio.annotation(5, kp, ann_id=9, head_box=np.array([1.234, 2.0, 3.0, 4.0]), decimals=1)
+    assert ann["num_keypoints"] == 2 and ann["bbox"] == [10.0, 20.0, 20.0, 40.0] and ann["area"] == 800.0
+    assert ann["keypoints"][2] == 2 and type(ann["keypoints"][2]) is int and ann["head_box"][0] == 1.2
+    assert cocoio.person_category()["skeleton"][0] == [i + 1 for i in COCO.links[0]]

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from posekit.cocoio import read_json
 from posekit.metrics._inputs import resolve_sigmas
 from posekit.metrics.oks import OksGroundTruth, oks_pairs
 
@@ -101,14 +102,9 @@ def check_iou_type(iou_type: str) -> CocoParams:
 
 
 # --------------------------------------------------------------------------------------------------- parsing
-def read_json(x, what: str):
-    """`x` itself, or the JSON it names when it is a path; a malformed file is a ValueError naming the file
-    and the position (line, column) where the JSON breaks."""
-    if not isinstance(x, (str, os.PathLike)):
-        return x
-    from posekit.cocoio import read_json as _read
-
-    return _read(x, what)
+def _loaded(x, what: str):
+    """`x` itself, or the JSON in the file it names (a malformed file: an error naming the file and position)."""
+    return read_json(x, what) if isinstance(x, (str, os.PathLike)) else x
 
 
 def _field(items, key, name, default=None):
@@ -123,7 +119,7 @@ def _field(items, key, name, default=None):
         raise ValueError(f"{name}: expected a list of dicts, found an element of another type") from None
 
 
-def _numbers(items, key, name, width: int) -> np.ndarray:
+def _number_lists(items, key, name, width: int) -> np.ndarray:
     """The list field `key` of every item as a (n, width) float array (each list must have `width` numbers)."""
     lists = _field(items, key, name)
     lens = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
@@ -201,11 +197,11 @@ def _parse_gt(gt, iou_type: str) -> _GroundTruth:
     crowd = np.array([bool(a.get("iscrowd", 0)) for a in anns], dtype=bool).reshape(G)
     keypoints = None
     if iou_type == "bbox":
-        boxes, ignore = _numbers(anns, "bbox", name, 4), crowd
+        boxes, ignore = _number_lists(anns, "bbox", name, 4), crowd
     else:
         boxes = np.array([a.get("bbox", (np.nan,) * 4) for a in anns], dtype=float).reshape(G, 4)
         width = len(anns[0]["keypoints"]) if anns and "keypoints" in anns[0] else 3
-        keypoints = _numbers(anns, "keypoints", name, width).reshape(G, -1, 3) if G else np.zeros((0, 0, 3))
+        keypoints = _number_lists(anns, "keypoints", name, width).reshape(G, -1, 3) if G else np.zeros((0, 0, 3))
         # pycocotools reads num_keypoints (not the v flags) to ignore people without keypoints; when the field
         # is missing we count v > 0 instead (pycocotools would raise KeyError)
         nk = np.array([a.get("num_keypoints", -1) for a in anns], dtype=float).reshape(G)
@@ -258,17 +254,17 @@ def _parse_results(dt, gt: _GroundTruth, iou_type: str, num_joints: int) -> _Det
     first = dt[0]
     has_box = "bbox" in first and not first["bbox"] == []  # loadRes's test, on the first result only
     if iou_type == "bbox":
-        boxes = _numbers(dt, "bbox", "results", 4)
+        boxes = _number_lists(dt, "bbox", "results", 4)
         area = boxes[:, 2] * boxes[:, 3]
     else:
-        kp = _numbers(dt, "keypoints", "results", 3 * num_joints).reshape(len(dt), num_joints, 3)
+        kp = _number_lists(dt, "keypoints", "results", 3 * num_joints).reshape(len(dt), num_joints, 3)
         keypoints = np.ascontiguousarray(kp[..., :2])
         # one coordinate at a time: reducing strided (n, J, 2) blocks is much slower
         lo = np.stack([kp[..., 0].min(1), kp[..., 1].min(1)], -1)
         hi = np.stack([kp[..., 0].max(1), kp[..., 1].max(1)], -1)
         extent = (lo, hi)
         if has_box:  # loadRes takes the area from a given box (its 'bbox' branch comes first) ...
-            area = _numbers(dt, "bbox", "results", 4)
+            area = _number_lists(dt, "bbox", "results", 4)
             area = area[:, 2] * area[:, 3]
         else:  # ... and otherwise from the keypoints' extent
             area = (hi[:, 0] - lo[:, 0]) * (hi[:, 1] - lo[:, 1])
@@ -601,7 +597,7 @@ def evaluate(gt, results, iou_type: str = "keypoints", sigmas=None, keep_matches
     Used in chapter 7.
     """
     params = check_iou_type(iou_type)
-    gt_dict, results = read_json(gt, "gt"), read_json(results, "results")
+    gt_dict, results = _loaded(gt, "ground-truth file"), _loaded(results, "results file")
     g = _parse_gt(gt_dict, iou_type)
     J = _num_joints(gt_dict, results, g) if iou_type == "keypoints" else 0
     if iou_type == "keypoints":

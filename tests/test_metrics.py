@@ -177,3 +177,15 @@ def test_bad_inputs_raise_clear_errors():
         metrics.oks(np.zeros((1, 2, 2)), gt, [-1.0], sigmas=[0.1, 0.1])
     with pytest.raises(ValueError, match="limbs"):
         metrics.pcp(np.zeros((1, 2, 2)), gt, limbs={"x": (0, 5)})
+
+
+def test_pck_is_a_macro_average_over_joints_as_in_mmpose():
+    """mmpose's keypoint_pck_accuracy: per-joint rates (strict '<'), then their mean; not a pooled count."""
+    gt = np.zeros((3, 2, 3))
+    gt[..., 2] = 2
+    gt[1:, 1, 2] = 0  # joint 1 is labelled only on person 0
+    pred = gt[..., :2].copy()
+    pred[0, 1] += [1.0, 0.0]  # joint 1 of person 0 is off by exactly the threshold: wrong under '<'
+    res = metrics.pck(pred, gt, np.ones(3), thr=1.0)
+    np.testing.assert_allclose(res["per_joint"], [1.0, 0.0])
+    assert res["mean"] == 0.5  # macro; the pooled (micro) rate would be 3/4

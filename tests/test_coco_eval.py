@@ -410,3 +410,29 @@ def test_matching_in_small_chunks_gives_the_same_numbers(iou_type, monkeypatch):
     whole = coco_eval(gt, results, iou_type=iou_type)
     monkeypatch.setattr(coco, "MAX_PAIRS_PER_CHUNK", 37)  # many chunks, some of a single image
     assert coco_eval(gt, results, iou_type=iou_type) == whole
+
+
+def test_oks_is_bit_identical_to_pycocotools_compute_oks():
+    """Not merely close: the same float, so a comparison with a threshold can never flip."""
+    gt, results = random_eval_set(num_images=25, seed=6, unlabelled_frac=0.2)
+    with contextlib.redirect_stdout(io.StringIO()):
+        cg = PyCOCO()
+        cg.dataset = copy.deepcopy(gt)
+        cg.createIndex()
+        E = COCOeval(cg, cg.loadRes(copy.deepcopy(results)), iouType="keypoints")
+        E.evaluate()
+    compared = 0
+    for (img, cat), ref in E.ious.items():
+        if len(ref) == 0:
+            continue
+        gts, dts = E._gts[img, cat], E._dts[img, cat]
+        dts = [dts[i] for i in np.argsort([-d["score"] for d in dts], kind="mergesort")][:20]
+        ours_ = metrics.oks(
+            np.array([d["keypoints"] for d in dts]).reshape(len(dts), -1, 3),
+            np.array([g["keypoints"] for g in gts]).reshape(len(gts), -1, 3),
+            np.array([g["area"] for g in gts]),
+            gt_bboxes=np.array([g["bbox"] for g in gts]),
+        )
+        np.testing.assert_array_equal(ours_, ref)
+        compared += ref.size
+    assert compared > 1000

@@ -221,14 +221,15 @@ class _Detections:
     score: np.ndarray  # (N,)
     area: np.ndarray  # (N,) as loadRes sets it: the box's w·h, else the keypoints' extent
     boxes: np.ndarray | None  # (N, 4) [x, y, w, h] for bbox
-    keypoints: np.ndarray | None  # (N, J, 2) for keypoints
+    kx: np.ndarray | None  # (N, J) keypoint x for keypoints
+    ky: np.ndarray | None  # (N, J) keypoint y
     extent: tuple | None  # (lo, hi), each (N, 2): the keypoints' bounding box
 
     def take(self, idx) -> _Detections:
         pick = lambda a: None if a is None else a[idx]
         ext = None if self.extent is None else (self.extent[0][idx], self.extent[1][idx])
         return _Detections(self.image[idx], self.category[idx], self.score[idx], self.area[idx],
-                           pick(self.boxes), pick(self.keypoints), ext)  # fmt: skip
+                           pick(self.boxes), pick(self.kx), pick(self.ky), ext)  # fmt: skip
 
 
 def _parse_results(dt, gt: _GroundTruth, iou_type: str, num_joints: int) -> _Detections:
@@ -236,7 +237,8 @@ def _parse_results(dt, gt: _GroundTruth, iou_type: str, num_joints: int) -> _Det
         raise ValueError(f"results: expected a list of result dicts, found {type(dt).__name__}")
     if not dt:
         z = np.zeros(0)
-        return _Detections(z.astype(int), z.astype(int), z, z, np.zeros((0, 4)), np.zeros((0, num_joints, 2)),
+        kz = np.zeros((0, num_joints))
+        return _Detections(z.astype(int), z.astype(int), z, z, np.zeros((0, 4)), kz, kz,
                            (np.zeros((0, 2)), np.zeros((0, 2))))  # fmt: skip
     img = _field(dt, "image_id", "results")
     image = gt.images(img)
@@ -250,7 +252,7 @@ def _parse_results(dt, gt: _GroundTruth, iou_type: str, num_joints: int) -> _Det
         raise ValueError("results: every 'score' must be a number") from None
     if not np.all(np.isfinite(score)):
         raise ValueError(f"results[{int(np.argmax(~np.isfinite(score)))}]['score']: expected a finite number")
-    boxes = keypoints = extent = None
+    boxes = kx = ky = extent = None
     first = dt[0]
     has_box = "bbox" in first and not first["bbox"] == []  # loadRes's test, on the first result only
     if iou_type == "bbox":
@@ -258,17 +260,16 @@ def _parse_results(dt, gt: _GroundTruth, iou_type: str, num_joints: int) -> _Det
         area = boxes[:, 2] * boxes[:, 3]
     else:
         kp = _number_lists(dt, "keypoints", "results", 3 * num_joints).reshape(len(dt), num_joints, 3)
-        keypoints = np.ascontiguousarray(kp[..., :2])
-        # one coordinate at a time: reducing strided (n, J, 2) blocks is much slower
-        lo = np.stack([kp[..., 0].min(1), kp[..., 1].min(1)], -1)
-        hi = np.stack([kp[..., 0].max(1), kp[..., 1].max(1)], -1)
+        kx, ky = np.ascontiguousarray(kp[..., 0]), np.ascontiguousarray(kp[..., 1])  # contiguous: fast to reduce
+        lo = np.stack([kx.min(1), ky.min(1)], -1)
+        hi = np.stack([kx.max(1), ky.max(1)], -1)
         extent = (lo, hi)
         if has_box:  # loadRes takes the area from a given box (its 'bbox' branch comes first) ...
             area = _number_lists(dt, "bbox", "results", 4)
             area = area[:, 2] * area[:, 3]
         else:  # ... and otherwise from the keypoints' extent
             area = (hi[:, 0] - lo[:, 0]) * (hi[:, 1] - lo[:, 1])
-    out = _Detections(image, category, score, area, boxes, keypoints, extent)
+    out = _Detections(image, category, score, area, boxes, kx, ky, extent)
     # results of categories absent from the ground truth are dropped, as COCOeval does
     return out if np.all(category >= 0) else out.take(np.flatnonzero(category >= 0))
 
@@ -310,7 +311,7 @@ class _Similarity:
         self.gt, self.dets, self.iou_type = gt, dets, iou_type
         self.lowest = thresholds.min() if prune else 0.0  # log(0) = -inf: nothing is pruned
         if iou_type == "keypoints":
-            J = dets.keypoints.shape[1]
+            J = dets.kx.shape[1]
             kp = gt.keypoints if len(gt.keypoints) else np.zeros((0, J, 3))
             self.oks_gt = OksGroundTruth.build(kp, gt.area, np.nan_to_num(gt.boxes), resolve_sigmas(sigmas, J))
             labelled = kp[..., 2] > 0
@@ -335,7 +336,7 @@ class _Similarity:
             floor = np.log(self.lowest) - 1e-6
         live = np.flatnonzero(self.oks_gt.no_labels[gt_idx] | (bound >= floor))
         out = np.zeros(len(det_idx))
-        out[live] = oks_pairs(self.dets.keypoints, det_idx[live], self.oks_gt, gt_idx[live])
+        out[live] = oks_pairs(self.dets.kx, self.dets.ky, det_idx[live], self.oks_gt, gt_idx[live])
         return out
 
 
@@ -437,7 +438,7 @@ def _match(gt: _GroundTruth, dets: _Detections, d_group, d_rank, similarity, par
         sim = similarity(dp, gp)
         _best_match(dp, gp, sim, best, best_gt)
         _match_groups(gt, d_group, d_rank, dp, gp, sim, g_count, g_first, params, thr, (matched, ignored, zero),
-                      gt_matched)  # fmt: skip
+                      gt_matched, (d0, d1))  # fmt: skip
     best_gt[best <= 0] = -1
     # a match to a GT whose id is 0 reads as "unmatched" in pycocotools (dtMatches stores GT ids, 0 = none)
     matched &= ~zero
@@ -453,34 +454,43 @@ def _best_match(det_of_pair, gt_of_pair, sim, best, best_gt) -> None:
     best_gt[dets] = gt_of_pair[np.maximum.reduceat(top, start)]
 
 
-def _match_groups(gt, d_group, d_rank, det_of_pair, gt_of_pair, sim, g_count, g_first, params, thr, out, gt_matched):
-    """Matching of the groups these pairs belong to, bucketed by GT count (next power of two: little padding)."""
-    D = params.max_dets[-1]
-    groups = np.unique(d_group[det_of_pair])
-    size = (2 ** np.ceil(np.log2(g_count[groups]))).astype(int)
-    g_pos_of_pair = gt_of_pair - g_first[d_group[det_of_pair]]
+def _match_groups(gt, d_group, d_rank, det_of_pair, gt_of_pair, sim, g_count, g_first, params, thr, out, gt_matched,
+                  d_range):  # fmt: skip
+    """Matching of the groups these pairs belong to (detections d_range[0]..d_range[1]−1, whole groups), in
+    buckets of groups with similar GT counts (the next power of two: little padding)."""
+    pair_group = d_group[det_of_pair]
+    groups = np.unique(pair_group)
+    size_of = np.zeros(len(g_count), dtype=np.int64)  # bucket size of each group here, 0 elsewhere
+    size_of[groups] = 2 ** np.ceil(np.log2(g_count[groups])).astype(np.int64)
+    g_pos_of_pair = gt_of_pair - g_first[pair_group]
+    d0, d1 = d_range
+    g0, g1 = g_first[groups[0]], g_first[groups[-1]] + g_count[groups[-1]]  # GT rows are sorted by group too
+    g_group = (gt.category * len(gt.images) + gt.image)[g0:g1]
     local = np.full(len(g_count), -1)
-    g_group = gt.category * len(gt.images) + gt.image
-    for gsize in np.unique(size):
-        in_size = groups[size == gsize]
+    for gsize in np.unique(size_of[groups]):
+        in_size = groups[size_of[groups] == gsize]
+        ps = np.flatnonzero(size_of[pair_group] == gsize)
+        ds = d0 + np.flatnonzero(size_of[d_group[d0:d1]] == gsize)
+        gs = g0 + np.flatnonzero(size_of[g_group] == gsize)
+        D = int(d_rank[ds].max()) + 1  # the deepest rank present, at most max_dets
         step = max(1, 4_000_000 // (gsize * gsize * D))  # bounds the (G, G, B, D) rank temporary
         for c in range(0, len(in_size), step):
             chunk = in_size[c : c + step]
             B, G = len(chunk), int(g_count[chunk].max())
             local[chunk] = np.arange(B)
-            p = np.flatnonzero(local[d_group[det_of_pair]] >= 0)
+            p = ps[local[pair_group[ps]] >= 0]
             S = np.full((G, B, D), -1.0)  # -1: padding, never reaches a threshold
             pd = det_of_pair[p]
             S[g_pos_of_pair[p], local[d_group[pd]], d_rank[pd]] = sim[p]
-            rows = np.flatnonzero(local[g_group] >= 0)
-            at = (rows - g_first[g_group[rows]], local[g_group[rows]])
+            rows = gs[local[g_group[gs - g0]] >= 0]
+            at = (rows - g_first[g_group[rows - g0]], local[g_group[rows - g0]])
             per_gt = []
             for src, fill in ((gt.crowd, False), (gt.ignore, True), (gt.area, 0.0), (gt.zero_id, False)):
                 x = np.full((G, B), fill, dtype=src.dtype)
                 x[at] = src[rows]
                 per_gt.append(x)
             *res, taken = _match_bucket(S, *per_gt, thr, params.area_ranges)
-            di = np.flatnonzero(local[d_group] >= 0)
+            di = ds[local[d_group[ds]] >= 0]
             at_d = (local[d_group[di]], d_rank[di])
             for o, r in zip(out, res):
                 o[di] = r[at_d]

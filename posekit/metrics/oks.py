@@ -44,7 +44,8 @@ def oks(dt, gt, areas, sigmas=None, gt_bboxes=None) -> np.ndarray:
             raise ValueError(f"gt_bboxes: expected shape ({g.shape[0]}, 4), found {b.shape}")
     D, G = d.shape[0], g.shape[0]
     gts = OksGroundTruth.build(g, a, b, s)
-    return oks_pairs(d, np.repeat(np.arange(D), G), gts, np.tile(np.arange(G), D)).reshape(D, G)
+    di, gi = np.repeat(np.arange(D), G), np.tile(np.arange(G), D)
+    return oks_pairs(d[..., 0], d[..., 1], di, gts, gi).reshape(D, G)
 
 
 class OksGroundTruth:
@@ -56,8 +57,8 @@ class OksGroundTruth:
     width and height on each side.
     """
 
-    def __init__(self, order, xy, variances, count, scale, no_labels, box_lo, box_hi):
-        self.order, self.xy, self.variances = order, xy, variances  # (J, G), (J, G, 2), (J, G)
+    def __init__(self, order, x, y, variances, count, scale, no_labels, box_lo, box_hi):
+        self.order, self.x, self.y, self.variances = order, x, y, variances  # each (J, G)
         self.count, self.scale, self.no_labels = count, scale, no_labels  # (G,) joints summed, area + eps, bool
         self.box_lo, self.box_hi = box_lo, box_hi  # (G, 2) the grown box of GTs without labels
 
@@ -69,42 +70,54 @@ class OksGroundTruth:
         count = labelled.sum(1)
         no_labels = count == 0
         order = np.argsort(~labelled, axis=1, kind="stable")  # (G, J), labelled joints first
-        xy = np.take_along_axis(kp[..., :2], order[..., None], axis=1).transpose(1, 0, 2)
+        xy = np.take_along_axis(kp[..., :2], order[..., None], axis=1)
         variances = ((np.asarray(sigmas, dtype=float) * 2) ** 2)[order.T]  # pycocotools: vars = (sigmas * 2)**2
         box = np.asarray(boxes, dtype=float).reshape(G, 4)
         box_lo = np.stack([box[:, 0] - box[:, 2], box[:, 1] - box[:, 3]], -1)
         box_hi = np.stack([box[:, 0] + box[:, 2] * 2, box[:, 1] + box[:, 3] * 2], -1)
         scale = np.asarray(areas, dtype=float) + np.spacing(1)
-        return cls(np.ascontiguousarray(order.T), xy, variances, np.where(no_labels, J, count), scale, no_labels,
-                   box_lo, box_hi)  # fmt: skip
-
-    def take(self, idx) -> OksGroundTruth:
-        """The ground truths `idx` only."""
-        return OksGroundTruth(self.order[:, idx], self.xy[:, idx], self.variances[:, idx], self.count[idx],
-                              self.scale[idx], self.no_labels[idx], self.box_lo[idx], self.box_hi[idx])  # fmt: skip
+        t = lambda a: np.ascontiguousarray(a.T)
+        return cls(t(order), t(xy[..., 0]), t(xy[..., 1]), np.ascontiguousarray(variances),
+                   np.where(no_labels, J, count), scale, no_labels, box_lo, box_hi)  # fmt: skip
 
 
-def oks_pairs(det_xy, det_idx, gts: OksGroundTruth, gt_idx, chunk: int = 65536) -> np.ndarray:
-    """OKS of P (detection, ground truth) pairs: det_xy (N, J, 2), indices det_idx, gt_idx (P,) -> (P,).
+def oks_pairs(det_x, det_y, det_idx, gts: OksGroundTruth, gt_idx, chunk: int = 8192) -> np.ndarray:
+    """OKS of P (detection, ground truth) pairs: keypoint coordinates det_x, det_y (N, J), det_idx, gt_idx (P,).
 
     The arithmetic of computeOks, term by term: e = (dx² + dy²) / var / (area + eps) / 2, exp(−e) over the
-    labelled joints, summed as np.sum sums them, divided by their count.
+    labelled joints, summed as np.sum sums them, divided by their count. Pairs go through in chunks whose
+    (J, chunk) temporaries stay small (large temporaries cost more in allocation than in arithmetic).
     """
     det_idx, gt_idx = np.asarray(det_idx), np.asarray(gt_idx)
+    J = gts.order.shape[0]
+    det_x = np.ascontiguousarray(det_x, dtype=float).ravel()  # (N·J,): joint j of detection i at i·J + j
+    det_y = np.ascontiguousarray(det_y, dtype=float).ravel()
+    rows = np.arange(J)[:, None]
     out = np.empty(len(det_idx))
     for s in range(0, len(det_idx), chunk):
         di, gi = det_idx[s : s + chunk], gt_idx[s : s + chunk]
-        d = det_xy[di[None, :], gts.order[:, gi]]  # (J, p, 2): each pair's joints in its GT's order
-        delta = d - gts.xy[:, gi]
+        at = np.take(gts.order, gi, axis=1)
+        at += (di * J)[None, :]  # each pair's joints in its GT's order
+        dx, dy = np.take(det_x, at), np.take(det_y, at)
         nl = np.flatnonzero(gts.no_labels[gi])
+        dx -= np.take(gts.x, gi, axis=1)
+        dy -= np.take(gts.y, gi, axis=1)
         if len(nl):  # distance to the grown box, per coordinate
-            dn = d[:, nl]
             lo, hi = gts.box_lo[gi[nl]], gts.box_hi[gi[nl]]
-            delta[:, nl] = np.maximum(0, lo - dn) + np.maximum(0, dn - hi)
-        e = (delta[..., 0] ** 2 + delta[..., 1] ** 2) / gts.variances[:, gi] / gts.scale[gi] / 2
+            for d, c, det in ((dx, 0, det_x), (dy, 1, det_y)):
+                v = np.take(det, at[:, nl])
+                d[:, nl] = np.maximum(0, lo[:, c] - v) + np.maximum(0, v - hi[:, c])
+        dx *= dx
+        dy *= dy
+        dx += dy
+        dx /= np.take(gts.variances, gi, axis=1)
+        dx /= gts.scale[gi]
+        dx /= 2
+        np.negative(dx, out=dx)
+        np.exp(dx, out=dx)
         k = gts.count[gi]
-        terms = np.where(np.arange(e.shape[0])[:, None] < k, np.exp(-e), 0.0)  # (J, p), 0 past the labelled ones
-        out[s : s + chunk] = _sum_like_numpy(terms, k) / k
+        np.copyto(dx, 0.0, where=rows >= k)  # past the labelled ones
+        out[s : s + chunk] = _sum_like_numpy(dx, k) / k
     return out
 
 
@@ -114,7 +127,8 @@ def _sum_like_numpy(terms: np.ndarray, count: np.ndarray) -> np.ndarray:
     numpy sums a contiguous array of n < 8 numbers one by one; from 8 on (up to its block size of 128) it
     keeps 8 running sums r[0..7] over the first 8·⌊n/8⌋ numbers, adds them as ((r0+r1)+(r2+r3))+((r4+r5)+(r6+r7))
     and then the remaining numbers one by one. Adding the zeros that follow the labelled terms changes nothing
-    (x + 0 = x exactly), so each case is one fixed sequence of vector additions.
+    (x + 0 = x exactly), so each case (the number of blocks of 8) is one fixed sequence of vector additions,
+    done for all columns and kept where it applies.
     """
     J, P = terms.shape
     if J > 128:
@@ -122,18 +136,16 @@ def _sum_like_numpy(terms: np.ndarray, count: np.ndarray) -> np.ndarray:
     blocks = count // 8
     out = np.empty(P)
     for nb in np.unique(blocks):
-        sel = np.flatnonzero(blocks == nb)
-        t = terms[:, sel]
         if nb == 0:
-            acc = np.zeros(len(sel))
-            for row in t[: min(J, 7)]:
+            acc = np.zeros(P)
+            for row in terms[: min(J, 7)]:
                 acc += row
         else:
-            r = t[:8].copy()
+            r = terms[:8].copy()
             for b in range(1, nb):
-                r += t[8 * b : 8 * b + 8]
+                r += terms[8 * b : 8 * b + 8]
             acc = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
-            for row in t[8 * nb : min(J, 8 * nb + 7)]:
+            for row in terms[8 * nb : min(J, 8 * nb + 7)]:
                 acc += row
-        out[sel] = acc
+        np.copyto(out, acc, where=blocks == nb)
     return out

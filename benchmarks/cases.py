@@ -18,6 +18,32 @@ def _keypoint_set(num_joints: int) -> KeypointSet:
     return KeypointSet("random", names, (), (), None, {}, (0, min(1, num_joints - 1)))
 
 
+def _detections(rng, n_per_image, dets_per_image: int, no_det_image_frac: float, noise: float, max_noise: float):
+    """Which ground truth each detection estimates, how well, and its score: (image, target, false_pos, quality,
+    score), each (D,).
+
+    The first detections of an image find each object once (a good, confident estimate); the rest are
+    duplicates of a random object, sloppier and less confident, or false positives. quality: the error as a
+    fraction of the object's size (exponential with mean `noise` for the first, uniform up to `max_noise` after).
+    """
+    num_images = len(n_per_image)
+    P = int(n_per_image.sum())
+    n_dets = np.full(num_images, dets_per_image)
+    n_dets[rng.random(num_images) < no_det_image_frac] = 0
+    d_img = np.repeat(np.arange(num_images), n_dets)
+    D = len(d_img)
+    first = np.concatenate([[0], np.cumsum(n_per_image)[:-1]])
+    has = n_per_image[d_img] > 0
+    q = np.arange(D) - np.repeat(np.concatenate([[0], np.cumsum(n_dets)[:-1]]), n_dets)
+    primary = has & (q < n_per_image[d_img])
+    target = first[d_img] + np.where(primary, q, (rng.random(D) * np.maximum(n_per_image[d_img], 1)).astype(int))
+    target = np.minimum(target, max(P - 1, 0))
+    false_pos = (~has) | (~primary & (rng.random(D) < 0.3))
+    quality = np.where(primary, np.minimum(rng.exponential(noise, D), max_noise), rng.uniform(0.05, max_noise, D))
+    score = np.where(primary, 0.95 - quality, 0.6 - quality) + rng.normal(0, 0.12, D) - 0.3 * false_pos
+    return d_img, target, false_pos, quality, np.clip(score, 0.001, 1.0)
+
+
 def random_eval_set(
     num_images: int = 100,
     seed: int = 0,
@@ -69,23 +95,9 @@ def random_eval_set(
     ]
     gt = cocoio.dataset(images, anns, _keypoint_set(J))
     # detections
-    n_dets = np.full(num_images, dets_per_image)
-    n_dets[rng.random(num_images) < no_det_image_frac] = 0
-    d_img = np.repeat(np.arange(num_images), n_dets)
-    D = len(d_img)
-    first = np.concatenate([[0], np.cumsum(n_people)[:-1]])
-    has = n_people[d_img] > 0
-    # the first detections of an image find each person once (a good, confident estimate); the
-    # rest are duplicates of a random person, sloppier and less confident, or false positives
-    q = np.arange(D) - np.repeat(np.concatenate([[0], np.cumsum(n_dets)[:-1]]), n_dets)
-    primary = has & (q < n_people[d_img])
-    target = first[d_img] + np.where(primary, q, (rng.random(D) * np.maximum(n_people[d_img], 1)).astype(int))
-    target = np.minimum(target, max(P - 1, 0))
-    false_pos = (~has) | (~primary & (rng.random(D) < 0.3))
     # keypoint noise as a fraction of the person size
-    quality = np.where(primary, np.minimum(rng.exponential(0.05, D), 0.4), rng.uniform(0.05, 0.4, D))
-    score = np.where(primary, 0.95 - quality, 0.6 - quality) + rng.normal(0, 0.12, D) - 0.3 * false_pos
-    score = np.clip(score, 0.001, 1.0)
+    d_img, target, false_pos, quality, score = _detections(rng, n_people, dets_per_image, no_det_image_frac, 0.05, 0.4)
+    D = len(d_img)
     if P:
         base = xy[target] + rng.normal(0, 1, (D, J, 2)) * (quality * size[target])[:, None, None]
     else:
@@ -139,20 +151,8 @@ def random_box_eval_set(
     ]  # fmt: skip
     categories = [{"id": k, "name": f"class{k}", "supercategory": "thing"} for k in range(1, num_categories + 1)]
     gt = {"images": images, "annotations": anns, "categories": categories}
-    n_dets = np.full(num_images, dets_per_image)
-    n_dets[rng.random(num_images) < no_det_image_frac] = 0
-    d_img = np.repeat(np.arange(num_images), n_dets)
+    d_img, target, false_pos, quality, score = _detections(rng, n_obj, dets_per_image, no_det_image_frac, 0.06, 0.5)
     D = len(d_img)
-    first = np.concatenate([[0], np.cumsum(n_obj)[:-1]])
-    has = n_obj[d_img] > 0
-    q = np.arange(D) - np.repeat(np.concatenate([[0], np.cumsum(n_dets)[:-1]]), n_dets)
-    primary = has & (q < n_obj[d_img])
-    target = first[d_img] + np.where(primary, q, (rng.random(D) * np.maximum(n_obj[d_img], 1)).astype(int))
-    target = np.minimum(target, max(P - 1, 0))
-    false_pos = (~has) | (~primary & (rng.random(D) < 0.3))
-    quality = np.where(primary, np.minimum(rng.exponential(0.06, D), 0.5), rng.uniform(0.05, 0.5, D))
-    score = np.where(primary, 0.95 - quality, 0.6 - quality) + rng.normal(0, 0.12, D) - 0.3 * false_pos
-    score = np.clip(score, 0.001, 1.0)
     if P:
         t = boxes[target]
         jitter = rng.normal(0, 1, (D, 4)) * quality[:, None] * np.c_[t[:, 2:], t[:, 2:]]

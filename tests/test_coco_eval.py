@@ -190,6 +190,10 @@ def test_posekit_eval_prints_the_box_summary_and_a_per_image_csv(tmp_path, capsy
     dets = [r for r in rows if r["kind"] == "detection"]
     gts = [r for r in rows if r["kind"] == "ground_truth"]
     assert len(dets) == len(results) and len(gts) == len(gt["annotations"])
+    assert sorted(int(r["id"]) for r in dets) == list(range(len(results)))  # each result's position in the file
+    for r in dets[:20]:  # the row describes that result
+        assert int(r["image_id"]) == results[int(r["id"])]["image_id"]
+        assert float(r["score"]) == pytest.approx(results[int(r["id"])]["score"], rel=1e-5)
     assert all(0.0 <= float(r["best"]) <= 1.0 for r in rows)
     assert [int(r["image_id"]) for r in rows] == sorted(int(r["image_id"]) for r in rows)  # sorted by image
     # a true positive at 0.5 has a GT of IoU >= 0.5 in its image

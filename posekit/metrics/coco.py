@@ -224,12 +224,13 @@ class _Detections:
     kx: np.ndarray | None  # (N, J) keypoint x for keypoints
     ky: np.ndarray | None  # (N, J) keypoint y
     extent: tuple | None  # (lo, hi), each (N, 2): the keypoints' bounding box
+    index: np.ndarray  # (N,) position in the results list
 
     def take(self, idx) -> _Detections:
         pick = lambda a: None if a is None else a[idx]
         ext = None if self.extent is None else (self.extent[0][idx], self.extent[1][idx])
         return _Detections(self.image[idx], self.category[idx], self.score[idx], self.area[idx],
-                           pick(self.boxes), pick(self.kx), pick(self.ky), ext)  # fmt: skip
+                           pick(self.boxes), pick(self.kx), pick(self.ky), ext, self.index[idx])  # fmt: skip
 
 
 def _parse_results(dt, gt: _GroundTruth, iou_type: str, num_joints: int) -> _Detections:
@@ -239,7 +240,7 @@ def _parse_results(dt, gt: _GroundTruth, iou_type: str, num_joints: int) -> _Det
         z = np.zeros(0)
         kz = np.zeros((0, num_joints))
         return _Detections(z.astype(int), z.astype(int), z, z, np.zeros((0, 4)), kz, kz,
-                           (np.zeros((0, 2)), np.zeros((0, 2))))  # fmt: skip
+                           (np.zeros((0, 2)), np.zeros((0, 2))), z.astype(int))  # fmt: skip
     img = _field(dt, "image_id", "results")
     image = gt.images(img)
     if np.any(image < 0):  # loadRes asserts that every result's image is in the GT
@@ -269,7 +270,7 @@ def _parse_results(dt, gt: _GroundTruth, iou_type: str, num_joints: int) -> _Det
             area = area[:, 2] * area[:, 3]
         else:  # ... and otherwise from the keypoints' extent
             area = (hi[:, 0] - lo[:, 0]) * (hi[:, 1] - lo[:, 1])
-    out = _Detections(image, category, score, area, boxes, kx, ky, extent)
+    out = _Detections(image, category, score, area, boxes, kx, ky, extent, np.arange(len(dt)))
     # results of categories absent from the ground truth are dropped, as COCOeval does
     return out if np.all(category >= 0) else out.take(np.flatnonzero(category >= 0))
 
@@ -601,9 +602,11 @@ def evaluate(gt, results, iou_type: str = "keypoints", sigmas=None, keep_matches
     """Run the whole COCO evaluation and keep its arrays (`CocoEvaluation`); `coco_eval` returns the summary.
 
     keep_matches: also keep `matches`, a dict of two tables (dicts of equal-length arrays), for finding
-    failures: "detections" (image_id, category_id, score, rank, best (highest OKS/IoU to any GT of the image),
-    best_gt_id, tp50, tp75 (true positive at 0.50 / 0.75, area "all")) and "ground_truth" (image_id,
-    category_id, gt_id, ignored, best (highest OKS/IoU of any counted detection), found50, found75).
+    failures: "detections" (index (its position in `results`), image_id, category_id, score, rank, best
+    (highest OKS/IoU to any GT of the image), best_gt_id, tp50, tp75 (true positive at 0.50 / 0.75, area
+    "all"); detections past max_dets of their image are left out, as COCOeval leaves them) and
+    "ground_truth" (image_id, category_id, gt_id, ignored, best (highest OKS/IoU of any counted detection),
+    found50, found75).
     Used in chapter 7.
     """
     params = check_iou_type(iou_type)
@@ -650,8 +653,9 @@ def _match_tables(g: _GroundTruth, d: _Detections, d_rank, m: _Matches, d_ignore
     ids = np.array(g.ids + [None], dtype=object)
     return {
         "detections": {
-            "image_id": g.images.array[d.image], "category_id": g.categories.array[d.category], "score": d.score,
-            "rank": d_rank, "best": m.best, "best_gt_id": ids[m.best_gt], "tp50": tp[:, t50], "tp75": tp[:, t75],
+            "index": d.index, "image_id": g.images.array[d.image], "category_id": g.categories.array[d.category],
+            "score": d.score, "rank": d_rank, "best": m.best, "best_gt_id": ids[m.best_gt],
+            "tp50": tp[:, t50], "tp75": tp[:, t75],
         },
         "ground_truth": {
             "image_id": g.images.array[g.image], "category_id": g.categories.array[g.category],
@@ -664,10 +668,10 @@ def _match_tables(g: _GroundTruth, d: _Detections, d_rank, m: _Matches, d_ignore
 def write_per_image_csv(ev: CocoEvaluation, path) -> int:
     """Write `ev.matches` as one CSV sorted by image: a row per detection, then a row per ground truth.
 
-    Columns: image_id, category_id, kind ("detection" / "ground_truth"), id (the GT's id; empty for a
-    detection), score, rank, best (highest OKS/IoU to the other side), best_gt_id, tp50, tp75 (a detection
-    that is a true positive, or a GT that was found, at 0.50 / 0.75), ignored. Sort by `best` or filter on
-    tp50 = 0 to find the failures. Written atomically; returns the number of rows.
+    Columns: image_id, category_id, kind ("detection" / "ground_truth"), id (the GT's id, or the detection's
+    position in the results list), score, rank, best (highest OKS/IoU to the other side), best_gt_id, tp50,
+    tp75 (a detection that is a true positive, or a GT that was found, at 0.50 / 0.75), ignored. Sort by `best`
+    or filter on tp50 = 0 to find the failures. Written atomically; returns the number of rows.
     """
     import csv
     import io
@@ -677,9 +681,10 @@ def write_per_image_csv(ev: CocoEvaluation, path) -> int:
     if ev.matches is None:
         raise ValueError("write_per_image_csv: evaluate(..., keep_matches=True) keeps the matches it needs")
     det, gtt = ev.matches["detections"], ev.matches["ground_truth"]
-    rows = [(i, c, "detection", "", f"{s:.6g}", r, f"{b:.6f}", "" if gid is None else gid, int(t5), int(t7), "")
-            for i, c, s, r, b, gid, t5, t7 in zip(det["image_id"], det["category_id"], det["score"], det["rank"],
-                                                  det["best"], det["best_gt_id"], det["tp50"], det["tp75"])]
+    rows = [(i, c, "detection", k, f"{s:.6g}", r, f"{b:.6f}", "" if gid is None else gid, int(t5), int(t7), "")
+            for k, i, c, s, r, b, gid, t5, t7 in zip(det["index"], det["image_id"], det["category_id"], det["score"],
+                                                     det["rank"], det["best"], det["best_gt_id"], det["tp50"],
+                                                     det["tp75"])]  # fmt: skip
     rows += [(i, c, "ground_truth", gid, "", "", f"{b:.6f}", "", int(f5), int(f7), int(ig))
              for i, c, gid, ig, b, f5, f7 in zip(gtt["image_id"], gtt["category_id"], gtt["gt_id"], gtt["ignored"],
                                                  gtt["best"], gtt["found50"], gtt["found75"])]  # fmt: skip

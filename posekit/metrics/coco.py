@@ -412,7 +412,8 @@ def _match_bucket(sim, crowd, ignore, gt_area, zero_id, thr, area_ranges):
 MAX_PAIRS_PER_CHUNK = 2_000_000
 
 
-def _match(gt: _GroundTruth, dets: _Detections, d_group, d_rank, similarity, params: CocoParams, thr) -> _Matches:
+def _match(gt: _GroundTruth, dets: _Detections, d_group, d_rank, similarity, params: CocoParams, thr,
+           keep_best: bool = False) -> _Matches:  # fmt: skip
     """Similarities and greedy matching of every group (category, image), a chunk of groups at a time.
 
     GT rows are sorted by group; detections (already cut to max_dets per group) by (group, rank).
@@ -437,7 +438,8 @@ def _match(gt: _GroundTruth, dets: _Detections, d_group, d_rank, similarity, par
         p0, p1 = pairs_before[d0], pairs_before[d1]
         dp, gp = det_of_pair[p0:p1], gt_of_pair[p0:p1]
         sim = similarity(dp, gp)
-        _best_match(dp, gp, sim, best, best_gt)
+        if keep_best:  # only the per-detection tables need it
+            _best_match(dp, gp, sim, best, best_gt)
         _match_groups(gt, d_group, d_rank, dp, gp, sim, g_count, g_first, params, thr, (matched, ignored, zero),
                       gt_matched, (d0, d1))  # fmt: skip
     best_gt[best <= 0] = -1
@@ -632,7 +634,7 @@ def evaluate(gt, results, iou_type: str = "keypoints", sigmas=None, keep_matches
 
     thr = np.minimum(IOU_THRESHOLDS, 1 - 1e-10)
     sim = _Similarity(g, d, iou_type, sigmas, thr, prune=not keep_matches)
-    m = _match(g, d, d_group, d_rank, sim, params, thr)
+    m = _match(g, d, d_group, d_rank, sim, params, thr, keep_best=keep_matches)
     lo, hi = np.array(params.area_ranges).T
     d_out = (d.area[:, None] < lo) | (d.area[:, None] > hi)  # (n, A)
     d_ignored = m.ignored | (~m.matched & d_out[..., None])  # (n, A, T)

@@ -10,57 +10,42 @@ loss); inference uses `posekit.inference.predict`. Prints a markdown table; runs
 from __future__ import annotations
 
 import argparse
-import time
 
 import jax
 import numpy as np
-import optax
 from flax import nnx
 
-from posekit.experiments import pose_loss_fn
-from posekit.inference import predict
-from posekit.models import HRNet, RegressionPose, SimpleBaseline, flops, param_count
-from posekit.train import make_train_step
+from posekit.experiments import cost, pose_loss_fn
+from posekit.models import HRNet, IntegralPose, RegressionPose, SimCCPose, SimpleBaseline, flops, param_count
 
 
 def models(quick: bool):
-    yield "regression tiny", lambda: RegressionPose("tiny", rngs=nnx.Rngs(0))
-    yield "simplebaseline tiny (pixelshuffle)", lambda: SimpleBaseline("tiny", rngs=nnx.Rngs(0))
-    yield "simplebaseline tiny (resize)", lambda: SimpleBaseline("tiny", head="resize", rngs=nnx.Rngs(0))
-    yield "simplebaseline tiny (deconv)", lambda: SimpleBaseline("tiny", head="deconv", rngs=nnx.Rngs(0))
-    yield "hrnet lite", lambda: HRNet("lite", rngs=nnx.Rngs(0))
+    """(name, make) pairs; `make(size)` builds the model for size × size inputs (dense heads depend on it)."""
+    hw = lambda size: (size, size)  # noqa: E731
+    yield "deeppose tiny", lambda size: RegressionPose("tiny", input_size=hw(size), rngs=nnx.Rngs(0))
+    yield "simplebaseline tiny (pixelshuffle)", lambda size: SimpleBaseline("tiny", rngs=nnx.Rngs(0))
+    yield "simplebaseline tiny (resize)", lambda size: SimpleBaseline("tiny", head="resize", rngs=nnx.Rngs(0))
+    yield "simplebaseline tiny (deconv)", lambda size: SimpleBaseline("tiny", head="deconv", rngs=nnx.Rngs(0))
+    yield "hrnet lite", lambda size: HRNet("lite", rngs=nnx.Rngs(0))
     if not quick:
-        yield "regression small", lambda: RegressionPose("small", rngs=nnx.Rngs(0))
-        yield "simplebaseline small (pixelshuffle)", lambda: SimpleBaseline("small", rngs=nnx.Rngs(0))
-        yield "hrnet small", lambda: HRNet("small", rngs=nnx.Rngs(0))
+        yield "pooling regression tiny", lambda size: RegressionPose("tiny", head="pool", rngs=nnx.Rngs(0))
+        yield "integral tiny", lambda size: IntegralPose("tiny", rngs=nnx.Rngs(0))
+        yield "simcc tiny", lambda size: SimCCPose("tiny", input_size=hw(size), rngs=nnx.Rngs(0))
+        yield "deeppose small", lambda size: RegressionPose("small", input_size=hw(size), rngs=nnx.Rngs(0))
+        yield "simplebaseline small (pixelshuffle)", lambda size: SimpleBaseline("small", rngs=nnx.Rngs(0))
+        yield "hrnet small", lambda size: HRNet("small", rngs=nnx.Rngs(0))
 
 
 def train_speed(model, size: int, batch: int, steps: int) -> float:
     rng = np.random.default_rng(0)
     x = rng.uniform(size=(batch, size, size, 3)).astype(np.float32)
     kpts = np.concatenate([rng.uniform(0, size - 1, (batch, 17, 2)), np.full((batch, 17, 1), 2.0)], -1)
-    kpts = kpts.astype(np.float32)
-
-    batch_data = {"images": x, "kpts": kpts}
-    opt = nnx.Optimizer(model, optax.adam(1e-3), wrt=nnx.Param)
-    graphdef, state = nnx.split((model, opt))
     # the chapters' train step and loss (spatial cross-entropy for logit heatmaps, L1 for coordinates)
-    step = make_train_step(graphdef, pose_loss_fn(size))
-    state, loss, _ = step(state, batch_data)  # compile
-    jax.block_until_ready(loss)
-    t = time.perf_counter()
-    for _ in range(steps):
-        state, loss, _ = step(state, batch_data)
-    jax.block_until_ready(loss)
-    return steps * batch / (time.perf_counter() - t)
+    return cost.train_speed(model, pose_loss_fn(size), {"images": x, "kpts": kpts.astype(np.float32)}, steps)
 
 
 def infer_speed(model, size: int, n: int) -> float:
-    x = np.random.default_rng(0).uniform(size=(n, size, size, 3)).astype(np.float32)
-    predict(model, x[:256])  # compile
-    t = time.perf_counter()
-    predict(model, x)
-    return n / (time.perf_counter() - t)
+    return cost.infer_speed(model, np.random.default_rng(0).uniform(size=(n, size, size, 3)))
 
 
 def main(argv=None) -> int:
@@ -75,7 +60,7 @@ def main(argv=None) -> int:
     print("|---|---|---|---|---|---|")
     for name, make in models(args.quick):
         for size in sizes:
-            m = make()
+            m = make(size)
             mf = flops(m, (1, size, size, 3)) / 1e6
             tr = train_speed(m, size, args.batch, steps)
             inf = infer_speed(m, size, 512 if args.quick else 1024)

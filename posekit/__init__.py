@@ -8,13 +8,14 @@ Data
   crop         top-down affine crops, augmentation and their inverse
   perturb      controlled mistakes: predictions made by damaging ground truth (metric chapters)
 Models and training
-  codecs       heatmap and coordinate targets, decoding (argmax, DARK, soft-argmax)
+  codecs       heatmap, coordinate and SimCC targets, decoding (argmax, DARK, soft-argmax, SimCC)
   models/      Flax NNX models, one file per family; every model returns a `models.PoseOutput`
-  losses       every training loss (heatmap MSE, spatial cross-entropy, L1/L2 coordinates)
+  losses       every training loss (heatmap MSE, spatial cross-entropy, L1/L2 coordinates, SimCC)
   train        the one training loop (jitted step, progress, validation hook, resume)
   checkpoint   save / load / resume, runs cached by config
   inference    batched prediction, flip test, decoding to input pixels
-  experiments/ the chapters' recipes (data + model + loss + schedule), cached by config
+  experiments/ the chapters' recipes (data + model + loss + schedule, learning-rate sweeps on held-out
+               training crops, seeds), cached by config; cost: measured training and inference speed
 Evaluation and the book
   metrics/     person metrics (PCP, PCPm, PCK, PCKh, PDJ), OKS, the COCO evaluator (keypoints, boxes)
   viz          plotting helpers

@@ -27,6 +27,9 @@ from flax import nnx, serialization
 from posekit.io import atomic_write_bytes
 
 CKPT_NAME = "checkpoint.msgpack"
+# Part of every run's hash: raised when what a checkpoint holds changes (2: the learning-rate schedule moved
+# into the optimizer state), so that an old cached run is retrained rather than loaded into a new structure.
+RUN_FORMAT = 2
 
 
 def config_hash(config: dict) -> str:
@@ -39,7 +42,7 @@ def run_dir(name: str, config: dict) -> Path:
     """Checkpoint folder of a run: `posekit.cache_dir("runs", f"{name}-{config_hash(config)}")`."""
     from posekit.book import cache_dir
 
-    return cache_dir("runs", f"{name}-{config_hash(config)}")
+    return cache_dir("runs", f"{name}-{config_hash({**config, '_format': RUN_FORMAT})}")
 
 
 def _flat(pure: dict) -> dict:

@@ -292,6 +292,62 @@ def decode_regression(pred, input_size):
     return pred.astype(np.float32) * xp.asarray([W, H], dtype=np.float32) - 0.5
 
 
+def simcc_targets(kpts, input_size, split: float = 2.0, sigma: float = 1.0):
+    """SimCC targets (Li et al., "SimCC: a Simple Coordinate Classification Perspective", ECCV 2022).
+
+    Each axis of the input is cut into bins of 1/`split` pixel: W·k bins for x, H·k for y (k = split).
+    Bin i covers normalized coordinates t ∈ [i / (W·k), (i + 1) / (W·k)), so its centre is the input pixel
+    x = (i + ½) / k − ½ (the convention of `regression_targets`: a mirror image maps bin i to W·k − 1 − i
+    exactly). The target of a joint is a Gaussian over the bins ("label smoothing"), std `sigma` input
+    pixels (sigma·k bins), normalized to sum to 1.
+
+    kpts: (N, J, 3) input pixels. Returns target_x (N, J, W·k), target_y (N, J, H·k) and weights (N, J)
+    (those of `regression_targets`: 0 for unlabelled joints and joints outside the crop).
+    numpy in -> numpy out, jax in -> jax out. Used in chapter 3.
+    """
+    xp = _xp(kpts)
+    if split < 1:
+        raise ValueError(f"simcc_targets: split must be >= 1, found {split!r}")
+    if sigma <= 0:
+        raise ValueError(f"simcc_targets: sigma must be > 0, found {sigma!r}")
+    t, weights = regression_targets(kpts, input_size)
+    W, H = _check_size("input_size", input_size)
+    out = []
+    for axis, n in ((0, int(round(W * split))), (1, int(round(H * split)))):
+        centre = t[..., axis : axis + 1] * n - 0.5  # (N, J, 1) in bins
+        bins = xp.arange(n, dtype=np.float32)
+        g = xp.exp(-((bins - centre) ** 2) / (2 * (sigma * split) ** 2))
+        out.append(g / xp.maximum(g.sum(-1, keepdims=True), 1e-12))
+    return out[0], out[1], weights
+
+
+def decode_simcc(prob_x, prob_y, split: float = 2.0):
+    """SimCC vectors → input pixels (N, J, 2): the argmax bin of each axis, at its centre (see `simcc_targets`).
+
+    prob_x: (N, J, W·k), prob_y: (N, J, H·k): logits or probabilities (the argmax is the same).
+    Returns (coords, maxvals): maxvals (N, J) is the smaller of the two axes' maxima.
+    """
+    prob_x, prob_y = np.asarray(prob_x), np.asarray(prob_y)
+    if prob_x.ndim != 3 or prob_y.ndim != 3 or prob_x.shape[:2] != prob_y.shape[:2]:
+        raise ValueError(f"decode_simcc: expected (N, J, W·k) and (N, J, H·k), found {prob_x.shape}, {prob_y.shape}")
+    x = (np.argmax(prob_x, axis=-1) + 0.5) / split - 0.5
+    y = (np.argmax(prob_y, axis=-1) + 0.5) / split - 0.5
+    maxvals = np.minimum(prob_x.max(-1), prob_y.max(-1))
+    return np.stack([x, y], axis=-1).astype(np.float32), maxvals
+
+
+def dark_kernel(sigma: float) -> int:
+    """The DARK blur kernel for heatmaps made with Gaussian std `sigma` (heatmap pixels): the odd size 6σ − 1.
+
+    The DARK paper's code and mmpose blur σ = 2 maps with an 11×11 kernel and σ = 3 maps with 17×17; this is
+    that rule, so a σ = 1 map (the book's 16×16 heatmaps) gets a 5×5 kernel, never less than 3.
+    """
+    if sigma <= 0:
+        raise ValueError(f"dark_kernel: sigma must be > 0, found {sigma!r}")
+    k = max(3, int(round(6 * sigma - 1)))
+    return k if k % 2 else k + 1
+
+
 def flip_back(heatmaps, kset: KeypointSet, shift: bool = False):
     """Heatmaps of a horizontally flipped input, mapped back to the original frame.
 

@@ -19,23 +19,57 @@ from posekit.skeleton import COCO
 from posekit.train import step_rng
 
 
-def synthetic_single(num: int, seed: int, size: int = 64) -> dict:
-    """`posekit.synth.render_single(num, seed, size)`, cached as an .npz under `cache_dir("data")`.
+def input_hw(size) -> tuple[int, int]:
+    """A model input size given as S (square) or (H, W) → (H, W), checked."""
+    hw = (size, size) if isinstance(size, (int, np.integer)) else tuple(int(v) for v in size)
+    if len(hw) != 2 or min(hw) < 16:
+        raise ValueError(f"size: expected an int S or (H, W), each >= 16, found {size!r}")
+    return hw
 
-    Used in chapters 2 and 3.
+
+def synthetic_single(num: int, seed: int, size=64) -> dict:
+    """Single-person crops, cached as an .npz under `cache_dir("data")`. Used in chapters 2 and 3.
+
+    size S: `posekit.synth.render_single(num, seed, S)`, square crops as rendered. size (H, W) with H ≠ W:
+    the crops are rendered at S = max(H, W), then each person's box is cut out as a top-down model does
+    (`posekit.crop.crop_batch`: padded to the aspect ratio W / H, enlarged by 1.25, warped to W × H); the
+    keypoints, boxes, head boxes and areas are carried into the new crop.
     """
     from posekit import synth
     from posekit.book import cache_dir
 
-    path = cache_dir("data") / f"single-{num}-{seed}-{size}.npz"
+    h, w = input_hw(size)
+    tag = f"{h}" if h == w else f"{h}x{w}"
+    path = cache_dir("data") / f"single-{num}-{seed}-{tag}.npz"
     if path.exists():
         with np.load(path) as f:
             return dict(f)
-    data = synth.render_single(num, seed, size)
+    data = synth.render_single(num, seed, max(h, w))
+    if h != w:
+        data = _box_crops(data, (h, w))
     buf = io.BytesIO()
     np.savez(buf, **data)
     atomic_write_bytes(path, buf.getvalue())
     return data
+
+
+def _box_crops(data: dict, hw) -> dict:
+    """Warp every rendered crop to its person's box at the (H, W) input size (see `synthetic_single`)."""
+    from posekit.crop import crop_batch, transform_points
+
+    h, w = hw
+    crops, kpts, mats = crop_batch(data["images"], data["bboxes"], data["keypoints"], (w, h))
+    inside = (kpts[..., 0] >= -0.5) & (kpts[..., 0] <= w - 0.5) & (kpts[..., 1] >= -0.5) & (kpts[..., 1] <= h - 0.5)
+    kpts[..., 2] = np.where(inside, kpts[..., 2], 0)
+    kpts[..., :2] = np.where(kpts[..., 2:] > 0, kpts[..., :2], 0.0)
+    out = dict(data, images=crops, keypoints=kpts.astype(np.float32))
+    scale = np.abs(mats[:, 0, 0])  # the warp is a similarity without rotation: one scale per crop
+    x, y, bw, bh = np.moveaxis(data["bboxes"], -1, 0)
+    corners = transform_points(np.stack([np.stack([x, y], -1), np.stack([x + bw, y + bh], -1)], 1), mats)
+    out["bboxes"] = np.concatenate([corners[:, 0], corners[:, 1] - corners[:, 0]], -1).astype(np.float32)
+    out["head_boxes"] = transform_points(data["head_boxes"].reshape(-1, 2, 2), mats).reshape(-1, 4).astype(np.float32)
+    out["areas"] = (data["areas"] * scale**2).astype(np.float32)
+    return out
 
 
 def flip_batches(data: dict, batch_size: int, seed: int, flip: bool = True):

@@ -79,42 +79,71 @@ def heatmaps_for_decoding(out: PoseOutput) -> np.ndarray:
     return spatial_softmax(hm) if out.heatmap_kind == "logits" else hm
 
 
+def _log_softmax(a, axis):
+    a = np.asarray(a, np.float64)
+    m = a.max(axis=axis, keepdims=True)
+    return a - m - np.log(np.exp(a - m).sum(axis=axis, keepdims=True))
+
+
+def _mean_of_probabilities(a, b, axis):
+    """Logits whose softmax over `axis` is the mean of softmax(a) and softmax(b): log ½(p_a + p_b)."""
+    return np.logaddexp(_log_softmax(a, axis), _log_softmax(b, axis)).astype(np.float32) - np.float32(np.log(2))
+
+
 def flip_averaged(model: nnx.Module, x: np.ndarray, batch_size: int = 256, kset: KeypointSet = COCO) -> PoseOutput:
     """The average of the model's output on `x` and on its mirror image mapped back (left/right swapped).
 
-    Heatmaps are averaged as the model returns them (logits average as logits), coordinates after mirroring
-    t → 1 − t (t = (x + ½) / W, so a mirror image maps t to 1 − t exactly).
+    What is averaged is what the output means: probabilities for logit heatmaps and SimCC vectors (returned
+    as the logits log ½(p + p′), so the output stays logits), Gaussian maps as they are, coordinates after
+    mirroring t → 1 − t (t = (x + ½) / W, so a mirror image maps t to 1 − t exactly, SimCC bin i to
+    W·k − 1 − i).
     """
     out = predict(model, x, batch_size)
     mirrored = predict(model, x[:, :, ::-1], batch_size)
-    heatmaps = coords = None
+    perm = kset.flip_permutation()
+    new = {}
     if out.heatmaps is not None:
-        back = np.asarray(codecs.flip_back(np.transpose(mirrored.heatmaps, (0, 3, 1, 2)), kset))
-        heatmaps = 0.5 * (out.heatmaps + np.transpose(back, (0, 2, 3, 1)))
+        back = np.transpose(np.asarray(codecs.flip_back(np.transpose(mirrored.heatmaps, (0, 3, 1, 2)), kset)),
+                            (0, 2, 3, 1))  # fmt: skip
+        if out.heatmap_kind == "logits":
+            b, h, w, j = back.shape
+            flat = _mean_of_probabilities(out.heatmaps.reshape(b, h * w, j), back.reshape(b, h * w, j), axis=1)
+            new["heatmaps"] = flat.reshape(b, h, w, j)
+        else:
+            new["heatmaps"] = 0.5 * (out.heatmaps + back)
     if out.coords is not None:
-        fl = mirrored.coords[:, kset.flip_permutation()].copy()
+        fl = mirrored.coords[:, perm].copy()
         fl[..., 0] = 1.0 - fl[..., 0]
-        coords = 0.5 * (out.coords + fl)
-    return out.replace(heatmaps=heatmaps, coords=coords)
+        new["coords"] = 0.5 * (out.coords + fl)
+    if out.simcc_x is not None:
+        new["simcc_x"] = _mean_of_probabilities(out.simcc_x, mirrored.simcc_x[:, perm, ::-1], axis=-1)
+        new["simcc_y"] = _mean_of_probabilities(out.simcc_y, mirrored.simcc_y[:, perm], axis=-1)
+    return out.replace(**new)
 
 
 def predict_keypoints(model, images, *, decoder: str = "argmax", flip_test: bool = False, batch_size: int = 256,
-                      kset: KeypointSet = COCO):  # fmt: skip
+                      kset: KeypointSet = COCO, sigma: float = 1.0):  # fmt: skip
     """Keypoints (N, J, 2) in input pixels from any model of the book. Used in chapters 2 and 3.
 
     images: (N, S, S, 3) uint8 or float in [0, 1]. decoder: "argmax" or "dark" (heatmaps only; logit maps
     are turned into probabilities first, as DARK needs positive, peaked maps). flip_test: average with the
-    mirror image (`flip_averaged`, left/right pairs of `kset`). A model returning coordinates is decoded
-    with `codecs.decode_regression`.
+    mirror image (`flip_averaged`, left/right pairs of `kset`). What is decoded is what the model is trained
+    on: SimCC vectors (`codecs.decode_simcc`), else coordinates (`codecs.decode_regression`; an integral
+    model's coordinates, not its maps), else heatmaps. sigma: the std (heatmap pixels) the maps were trained
+    with; DARK blurs with a kernel sized from it (`codecs.dark_kernel`), as the DARK paper does.
     """
     if decoder not in DECODERS:
         raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
     x = as_float_images(images)
     size = (x.shape[2], x.shape[1])
     out = flip_averaged(model, x, batch_size, kset) if flip_test else predict(model, x, batch_size)
-    if out.heatmaps is None:
+    if out.simcc_x is not None:
+        return codecs.decode_simcc(out.simcc_x, out.simcc_y, out.simcc_split)[0]
+    if out.coords is not None:
         return np.asarray(codecs.decode_regression(out.coords, size))
     hm = heatmaps_for_decoding(out)
-    decode = codecs.decode_argmax if decoder == "argmax" else codecs.decode_dark
-    coords, _ = decode(hm)
+    if decoder == "argmax":
+        coords, _ = codecs.decode_argmax(hm)
+    else:
+        coords, _ = codecs.decode_dark(hm, kernel=codecs.dark_kernel(sigma))
     return np.asarray(codecs.heatmap_to_input(coords, size, (hm.shape[3], hm.shape[2])))

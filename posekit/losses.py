@@ -43,10 +43,27 @@ def heatmap_ce_loss(heatmaps, target, weights):
     """
     pred = _codec_layout("heatmap_ce_loss", heatmaps, target)
     b, j, h, w = pred.shape
-    logp = jax.nn.log_softmax(pred.reshape(b, j, h * w), axis=-1)
-    t = target.reshape(b, j, h * w)
-    t = t / jnp.maximum(t.sum(-1, keepdims=True), 1e-12)
+    return _soft_cross_entropy(pred.reshape(b, j, h * w), target.reshape(b, j, h * w), weights)
+
+
+def _soft_cross_entropy(logits, target, weights):
+    """mean over (B, J) of w · (−Σ T̃ log softmax(logits)) over the last axis, T̃ = T normalized to sum 1."""
+    logp = jax.nn.log_softmax(logits, axis=-1)
+    t = target / jnp.maximum(target.sum(-1, keepdims=True), 1e-12)
     return (-(t * logp).sum(-1) * weights).mean()
+
+
+def simcc_loss(output: PoseOutput, target_x, target_y, weights):
+    """SimCC's loss: the cross-entropy of each axis' bin logits against the smoothed labels, summed over x and y.
+
+    target_x (B, J, W·k), target_y (B, J, H·k), weights (B, J) from `posekit.codecs.simcc_targets`. With
+    targets that sum to 1 this is the KL divergence of the paper up to a constant. Used in chapter 3.
+    """
+    if output.simcc_x is None:
+        raise ValueError("simcc_loss: the model returned no SimCC vectors")
+    return _soft_cross_entropy(output.simcc_x, target_x, weights) + _soft_cross_entropy(
+        output.simcc_y, target_y, weights
+    )
 
 
 # the loss each kind of heatmap is trained with

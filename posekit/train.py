@@ -19,8 +19,10 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
@@ -34,15 +36,53 @@ def step_rng(seed: int, step: int) -> np.random.Generator:
     return np.random.default_rng([int(seed), int(step)])
 
 
+class ScheduleState(NamedTuple):
+    """The warmup-cosine schedule as optimizer state: its numbers are arrays, not constants of the program."""
+
+    count: jax.Array
+    peak: jax.Array
+    warmup: jax.Array
+    total: jax.Array
+    final: jax.Array
+
+
+def scale_by_warmup_cosine(peak: float, total: int, warmup: int, final: float):
+    """−lr(t) × updates, lr linear from 0 to `peak` over `warmup` steps, then cosine to `final` at `total`.
+
+    The values of `optax.warmup_cosine_decay_schedule(0, peak, warmup, total, final)`, but held in the
+    optimizer's state: the jitted training step is then the same program for every learning rate and length,
+    so XLA compiles it once per model (and the persistent compilation cache serves every later run) instead
+    of once per learning rate in a sweep.
+    """
+
+    def init(params):
+        f = lambda v: jnp.asarray(v, jnp.float32)  # noqa: E731
+        return ScheduleState(jnp.zeros([], jnp.int32), f(peak), f(warmup), f(total), f(final))
+
+    def update(updates, state, params=None):
+        t = state.count.astype(jnp.float32)
+        frac = jnp.clip((t - state.warmup) / jnp.maximum(state.total - state.warmup, 1.0), 0.0, 1.0)
+        cosine = state.final + (state.peak - state.final) * 0.5 * (1.0 + jnp.cos(jnp.pi * frac))
+        lr = jnp.where(t < state.warmup, state.peak * t / state.warmup, cosine)
+        updates = jax.tree.map(lambda u: -lr * u, updates)
+        return updates, state._replace(count=optax.safe_int32_increment(state.count))
+
+    return optax.GradientTransformation(init, update)
+
+
 def make_optimizer(steps: int, lr: float = 2e-3, *, optimizer: str = "adam", weight_decay: float = 0.0,
                    warmup: float = 0.05, final_lr: float = 0.01, clip: float | None = None):  # fmt: skip
-    """optax adam/adamw with a linear warmup over `warmup`·steps then cosine decay to `final_lr`·lr."""
+    """optax adam/adamw with a linear warmup over `warmup`·steps then cosine decay to `final_lr`·lr.
+
+    The schedule lives in the optimizer state (`scale_by_warmup_cosine`), so runs that differ only in `lr`
+    or `steps` share one compiled training step.
+    """
     warmup_steps = max(1, int(warmup * steps))
-    sched = optax.warmup_cosine_decay_schedule(0.0, lr, warmup_steps, max(steps, warmup_steps + 1), final_lr * lr)
+    sched = scale_by_warmup_cosine(lr, max(steps, warmup_steps + 1), warmup_steps, final_lr * lr)
     if optimizer == "adam":
-        tx = optax.adam(sched)
+        tx = optax.chain(optax.scale_by_adam(), sched)
     elif optimizer == "adamw":
-        tx = optax.adamw(sched, weight_decay=weight_decay)
+        tx = optax.chain(optax.scale_by_adam(), optax.add_decayed_weights(weight_decay), sched)
     else:
         raise ValueError(f"optimizer must be 'adam' or 'adamw', got {optimizer!r}")
     return optax.chain(optax.clip_by_global_norm(clip), tx) if clip else tx

@@ -48,8 +48,10 @@ def test_models_return_named_intermediate_features():
     _, feats = SimpleBaseline("tiny", rngs=nnx.Rngs(0))(X, return_features=True)
     assert [k for k in feats] == ["stem", "stage1", "stage2", "stage3", "up1", "up2", "heatmaps"]
     assert feats["stage3"].shape == (2, 4, 4, 64)  # smallest map stays 4×4 at 64×64 input
-    _, feats = RegressionPose("tiny", rngs=nnx.Rngs(0))(X, return_features=True)
+    _, feats = RegressionPose("tiny", head="pool", rngs=nnx.Rngs(0))(X, return_features=True)
     assert feats["pooled"].shape == (2, 64)  # global average pooling leaves one vector per image
+    _, feats = RegressionPose("tiny", rngs=nnx.Rngs(0))(X, return_features=True)
+    assert feats["flat"].shape == (2, 4 * 4 * 64)  # DeepPose flattens the whole map
 
 
 def test_regression_and_heatmap_models_share_the_backbone():

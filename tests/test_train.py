@@ -2,6 +2,7 @@
 the losses and decoders read what the model says it returns."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
@@ -12,7 +13,7 @@ from posekit.experiments import pose_loss_fn
 from posekit.inference import predict, predict_keypoints, spatial_softmax
 from posekit.losses import heatmap_ce_loss, heatmap_loss, heatmap_mse_loss, regression_loss
 from posekit.models import PoseOutput, RegressionPose, SimpleBaseline
-from posekit.train import fit, step_rng
+from posekit.train import fit, make_train_step, step_rng
 
 TINY = dict(widths=(8, 8), depths=(1, 1), stem_width=8, stem_stride=2)  # stride 8: 32×32 → 4×4
 SIZE = 32
@@ -136,7 +137,8 @@ def test_predict_keypoints_with_logits_decodes_the_same_peak():
 
 
 def test_flip_test_averages_with_the_mirror_image_mapped_back():
-    """On an image equal to its mirror, the flip test is the average of the maps and their flipped-back copy."""
+    """On an image equal to its mirror, the flip test averages the *probability* maps (the spatial softmax of the
+    logits) with their flipped-back copy; its output stays logits: log of that average."""
     from posekit.inference import flip_averaged
     from posekit.skeleton import COCO
 
@@ -144,9 +146,9 @@ def test_flip_test_averages_with_the_mirror_image_mapped_back():
     x = make_batch(0)["images"]
     x = 0.5 * (x + x[:, :, ::-1])
     h = np.transpose(predict(model, x).heatmaps, (0, 3, 1, 2))
-    expected = 0.5 * (h + np.asarray(codecs.flip_back(h, COCO)))
+    expected = 0.5 * (spatial_softmax(h) + spatial_softmax(np.asarray(codecs.flip_back(h, COCO))))
     got = np.transpose(flip_averaged(model, x).heatmaps, (0, 3, 1, 2))
-    np.testing.assert_allclose(got, expected, atol=1e-5)
+    np.testing.assert_allclose(spatial_softmax(got), expected, atol=1e-6)
     assert predict_keypoints(model, x, flip_test=True).shape == (8, 17, 2)
 
 
@@ -229,7 +231,34 @@ def test_regression_model_trains_with_the_same_loop():
         t, w = codecs.regression_targets(batch["kpts"], (SIZE, SIZE))
         return regression_loss(model(batch["images"], train=True).coords, t, w), {}
 
-    model = RegressionPose("tiny", num_joints=3, backbone=TINY, hidden=16, rngs=nnx.Rngs(0))
+    model = RegressionPose("tiny", num_joints=3, backbone=TINY, hidden=16, input_size=SIZE, rngs=nnx.Rngs(0))
     batch = make_batch(0)
     _, hist = fit(model, loss, lambda s: batch, 30, lr=1e-2, warmup=0.0, progress=False)
     assert hist["loss"][-5:].mean() < 0.5 * hist["loss"][:5].mean()
+
+
+def test_schedule_matches_optax_and_one_program_serves_every_learning_rate():
+    """The warmup-cosine schedule held in the optimizer state gives optax's values, and two learning rates
+    compile to the same program (so a learning-rate sweep compiles its training step once)."""
+    import optax
+
+    from posekit.train import make_optimizer, scale_by_warmup_cosine
+
+    ref = optax.warmup_cosine_decay_schedule(0.0, 3e-3, 5, 50, 3e-5)
+    tx = scale_by_warmup_cosine(3e-3, 50, 5, 3e-5)
+    state = tx.init({"w": jnp.zeros(())})
+    for t in range(60):
+        upd, state = tx.update({"w": jnp.ones(())}, state)
+        np.testing.assert_allclose(-float(upd["w"]), float(ref(t)), rtol=1e-5, atol=1e-9)
+
+    def program(lr, steps):
+        model = RegressionPose("tiny", num_joints=3, backbone=TINY, hidden=16, input_size=SIZE, rngs=nnx.Rngs(0))
+        opt = nnx.Optimizer(model, make_optimizer(steps, lr), wrt=nnx.Param)
+        graphdef, st = nnx.split((model, opt))
+
+        def loss(m, batch):
+            return (m(batch["images"], train=True).coords ** 2).mean(), {}
+
+        return make_train_step(graphdef, loss).lower(st, make_batch(0)).as_text()
+
+    assert program(1e-3, 100) == program(2e-2, 700)

@@ -1,8 +1,19 @@
 """The chapters' training recipes: which data, which model, which loss and schedule, cached by config.
 
-  single_person   chapters 2 and 3: one person per crop, a regression or a heatmap model, PCK@0.1
+  single_person   chapters 2 and 3: one person per crop, a regression or a heatmap model, PCK@0.1;
+                  MODELS, train_named, lr_sweep (on held-out training crops), seed_runs, verdict
+  cost            measured training and inference images/s
 """
 
-from posekit.experiments.single_person import pck_bbox, pose_loss_fn, single_person_run
+from posekit.experiments.single_person import (
+    MODELS,
+    lr_sweep,
+    pck_bbox,
+    pose_loss_fn,
+    seed_runs,
+    single_person_run,
+    train_named,
+    verdict,
+)
 
-__all__ = ["pck_bbox", "pose_loss_fn", "single_person_run"]
+__all__ = ["MODELS", "lr_sweep", "pck_bbox", "pose_loss_fn", "seed_runs", "single_person_run", "train_named", "verdict"]

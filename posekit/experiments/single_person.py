@@ -1,39 +1,75 @@
 """The single-person recipe of chapters 2 and 3: synthetic crops, one model, Adam, PCK@0.1 on validation.
 
     model, history = single_person_run(SimpleBaseline, "tiny", steps=600, train_size=8192, val=val)
+    model, history = train_named("deeppose", steps=600, train_size=8192, val=val, seed=1)
 
-The loss follows from what the model returns (`posekit.models.PoseOutput`): coordinates get an L1 loss on
-normalized coordinates, heatmaps the loss their `heatmap_kind` calls for (spatial cross-entropy for logits,
-MSE for Gaussian maps) against Gaussian targets of std `sigma` heatmap pixels.
+The loss follows from what the model returns (`posekit.models.PoseOutput`): SimCC vectors get SimCC's
+cross-entropy, coordinates (regression, integral regression) an L1 or L2 loss on normalized coordinates,
+heatmaps the loss their `heatmap_kind` calls for (spatial cross-entropy for logits, MSE for Gaussian maps)
+against Gaussian targets of std `sigma` heatmap pixels.
+
+`MODELS` names the book's single-person models, each with the loss its paper uses; `lr_sweep` picks a
+learning rate on crops held out of the training set (never on the validation crops), and `seed_runs`
+trains one model with several seeds.
 """
 
 from __future__ import annotations
 
+import numpy as np
 from flax import nnx
 
 from posekit import codecs, losses
 from posekit.checkpoint import run_dir
-from posekit.data import flip_batches, synthetic_single
+from posekit.data import flip_batches, input_hw, synthetic_single
 from posekit.inference import predict_keypoints
+from posekit.models import HRNet, IntegralPose, RegressionPose, SimCCPose, SimpleBaseline
 from posekit.train import fit
 
+# name → (model class, model keyword arguments, coordinate loss). The loss of each is its paper's: DeepPose
+# L2, integral regression L1, SimpleBaseline MSE on Gaussian maps; "heatmap" is SimpleBaseline with the
+# spatial cross-entropy of Mask R-CNN's keypoint head. "pooling" differs from "deeppose" only in its head,
+# "deeppose_l1" only in its loss, "heatmap_mse" from "heatmap" only in its loss.
+MODELS = {
+    "heatmap": (SimpleBaseline, dict(heatmap_kind="logits"), "l1"),
+    "heatmap_mse": (SimpleBaseline, dict(heatmap_kind="gaussian"), "l1"),
+    "deeppose": (RegressionPose, dict(head="flatten"), "l2"),
+    "deeppose_l1": (RegressionPose, dict(head="flatten"), "l1"),
+    "deeppose_cascade": (RegressionPose, dict(head="flatten", cascade=True), "l2"),
+    "pooling": (RegressionPose, dict(head="pool"), "l2"),
+    "integral": (IntegralPose, {}, "l1"),
+    "simcc": (SimCCPose, dict(split=2.0), "l1"),
+    "hrnet": (HRNet, dict(heatmap_kind="logits"), "l1"),
+}
+NEEDS_INPUT_SIZE = (RegressionPose, SimCCPose)  # their dense layers are sized by the input
 
-def pose_loss_fn(input_size: int, sigma: float = 1.0, coord_loss: str = "l1"):
+
+def pose_loss_fn(input_size, sigma: float = 1.0, coord_loss: str = "l1", simcc_sigma: float = 1.0):
     """`loss_fn(model, batch)` for any model of the book, read from its output. Used in chapters 2 and 3.
 
-    Heatmaps: Gaussian targets (`codecs.heatmap_targets`, std `sigma` in heatmap pixels) made inside the jitted
-    step at the heatmaps' size, scored by `losses.heatmap_loss`. Coordinates: `losses.regression_loss`
-    (`coord_loss` "l1" or "l2") on `codecs.regression_targets`.
+    input_size: S or (H, W). SimCC vectors: `losses.simcc_loss` against `codecs.simcc_targets` (std
+    `simcc_sigma` input pixels). Coordinates: `losses.regression_loss` (`coord_loss` "l1" or "l2") on
+    `codecs.regression_targets`, summed over a cascade's stages. Heatmaps: Gaussian targets
+    (`codecs.heatmap_targets`, std `sigma` heatmap pixels) made inside the jitted step at the heatmaps'
+    size, scored by `losses.heatmap_loss`.
     """
+    h, w = input_hw(input_size)
+    if coord_loss not in losses.REGRESSION_LOSSES:
+        raise ValueError(f"pose_loss_fn: coord_loss must be one of {losses.REGRESSION_LOSSES}, got {coord_loss!r}")
 
     def loss_fn(model, batch):
         out = model(batch["images"], train=True)
-        if out.heatmaps is not None:
-            h, w = out.heatmaps.shape[1:3]
-            target, weights = codecs.heatmap_targets(batch["kpts"], (input_size, input_size), (h, w), sigma)
-            return losses.heatmap_loss(out, target, weights), {}
-        target, weights = codecs.regression_targets(batch["kpts"], (input_size, input_size))
-        return losses.regression_loss(out.coords, target, weights, coord_loss), {}
+        if out.simcc_x is not None:
+            tx, ty, weights = codecs.simcc_targets(batch["kpts"], (w, h), out.simcc_split, simcc_sigma)
+            return losses.simcc_loss(out, tx, ty, weights), {}
+        if out.coords is not None:
+            target, weights = codecs.regression_targets(batch["kpts"], (w, h))
+            loss = losses.regression_loss(out.coords, target, weights, coord_loss)
+            if out.coarse_coords is not None:
+                loss = loss + losses.regression_loss(out.coarse_coords, target, weights, coord_loss)
+            return loss, {}
+        hh, hw = out.heatmaps.shape[1:3]
+        target, weights = codecs.heatmap_targets(batch["kpts"], (w, h), (hw, hh), sigma)
+        return losses.heatmap_loss(out, target, weights), {}
 
     return loss_fn
 
@@ -53,37 +89,130 @@ def single_person_run(
     train_size: int,
     val: dict | None = None,
     seed: int = 0,
-    size: int = 64,
+    size=64,
     sigma: float = 1.0,
     lr: float = 6e-3,
     batch_size: int = 32,
+    coord_loss: str = "l1",
+    holdout: int = 0,
     progress: bool = True,
     **model_kwargs,
 ):
     """Train (or load, if a finished run with the same config exists) one model of chapters 2 and 3.
 
-    model_class: `RegressionPose`, `SimpleBaseline` or `HRNet`, built as `model_class(variant, rngs=nnx.Rngs(seed),
-    **model_kwargs)` (e.g. `heatmap_kind="gaussian"` for SimpleBaseline's MSE-trained maps).
-    Data: `synthetic_single(train_size, seed, size)` with random flips; loss: `pose_loss_fn(size, sigma)`
-    (`sigma` only matters to heatmap models); Adam, warmup-cosine schedule peaking at `lr`.
-    `val`: a dataset (as `synthetic_single` returns) scored with PCK@0.1 (bbox) 6 times during training.
-    Returns (model, history); the run lives in `run_dir(f"single-{model_class.__name__.lower()}", config)`.
-
-    Used in chapter 3.
+    model_class: `RegressionPose`, `SimpleBaseline`, `IntegralPose`, `SimCCPose` or `HRNet`, built as
+    `model_class(variant, rngs=nnx.Rngs(seed), **model_kwargs)` (e.g. `heatmap_kind="gaussian"` for
+    SimpleBaseline's MSE-trained maps; `input_size` is passed to the models whose dense layers need it).
+    Data: `synthetic_single(train_size, seed, size)` with random flips, minus its last `holdout` crops (kept
+    for `lr_sweep`); loss: `pose_loss_fn(size, sigma, coord_loss)`; Adam, warmup-cosine schedule peaking
+    at `lr`. `val`: a dataset (as `synthetic_single` returns) scored with PCK@0.1 (bbox) 6 times during
+    training. Returns (model, history); the run lives in `run_dir(f"single-{model_class.__name__.lower()}",
+    config)`. Used in chapters 2 and 3.
     """
     name = model_class.__name__.lower()
+    hw = input_hw(size)
+    if model_class in NEEDS_INPUT_SIZE:
+        model_kwargs = dict(model_kwargs, input_size=hw)
     cfg = dict(model=name, variant=variant, steps=steps, train_size=train_size, seed=seed, size=size, lr=lr,
                batch_size=batch_size, sigma=sigma, **model_kwargs)  # fmt: skip
+    if coord_loss != "l1":  # (l1 is the default: configs written before the option stay valid)
+        cfg["coord_loss"] = coord_loss
+    if holdout:
+        cfg["holdout"] = holdout
+    if "input_size" in cfg:
+        cfg["input_size"] = list(hw)
     if val is not None:
         cfg["val"] = [int(len(val["images"])), float(val["keypoints"].sum())]
     model = model_class(variant, rngs=nnx.Rngs(seed), **model_kwargs)
+    data = synthetic_single(train_size, seed, size)
+    if holdout:
+        data = {k: v[: train_size - holdout] for k, v in data.items()}
 
     def validate(m, step):
         return {"pck": pck_bbox(predict_keypoints(m, val["images"]), val)}
 
     return fit(
-        model, pose_loss_fn(size, sigma), flip_batches(synthetic_single(train_size, seed, size), batch_size, seed),
+        model, pose_loss_fn(hw, sigma, coord_loss), flip_batches(data, batch_size, seed),
         steps, lr=lr, ckpt_dir=run_dir(f"single-{name}", cfg), ckpt_every=max(steps // 4, 50),
         validate=validate if val is not None else None, val_every=max(steps // 6, 1),
         progress=progress, desc=f"{name}-{variant}",
     )  # fmt: skip
+
+
+def train_named(name: str, variant: str | None = None, **kwargs):
+    """`single_person_run` for a `MODELS` entry (its class, keyword arguments and loss). Used in chapters 2-3.
+
+    variant defaults to "tiny" ("lite" for HRNet). Keyword arguments go to `single_person_run` and override
+    the entry's (e.g. `coord_loss="l1"`).
+    """
+    if name not in MODELS:
+        raise ValueError(f"train_named: name must be one of {list(MODELS)}, got {name!r}")
+    model_class, model_kwargs, coord_loss = MODELS[name]
+    variant = variant or ("lite" if model_class is HRNet else "tiny")
+    return single_person_run(model_class, variant, **{"coord_loss": coord_loss, **model_kwargs, **kwargs})
+
+
+def lr_sweep(name: str, lrs, *, train_size: int, holdout: int, seed: int = 0, size=64, extend: int = 1,
+             **kwargs) -> dict:  # fmt: skip
+    """PCK@0.1 on `holdout` crops held out of the training set, for each learning rate in `lrs`.
+
+    Each run trains `MODELS[name]` on the first `train_size − holdout` crops of the training set and is scored
+    on its last `holdout` crops: the validation crops are never looked at. When the best rate is at an end
+    of the grid, the grid is extended past that end by its own ratio (lrs[1] / lrs[0]), up to `extend`
+    times, so that a model is not held to a grid that stops before its optimum. Returns {lr: PCK@0.1} in
+    increasing lr; the best is `max(result, key=result.get)`. Used in chapters 2 and 3.
+    """
+    data = synthetic_single(train_size, seed, size)
+    held = {k: v[train_size - holdout :] for k, v in data.items()}
+    out = {}
+
+    def score(lr):
+        model, _ = train_named(name, train_size=train_size, holdout=holdout, seed=seed, size=size, lr=lr,
+                               progress=False, **kwargs)  # fmt: skip
+        out[float(lr)] = pck_bbox(predict_keypoints(model, held["images"]), held)
+
+    lrs = sorted(float(lr) for lr in lrs)
+    for lr in lrs:
+        score(lr)
+    ratio = lrs[1] / lrs[0] if len(lrs) > 1 else 3.0
+    for _ in range(extend):
+        grid = sorted(out)
+        best = max(out, key=out.get)
+        if best == grid[0]:
+            score(float(f"{grid[0] / ratio:.3g}"))
+        elif best == grid[-1]:
+            score(float(f"{grid[-1] * ratio:.3g}"))
+        else:
+            break
+    return dict(sorted(out.items()))
+
+
+def seed_runs(name: str, seeds, *, val: dict, **kwargs) -> dict:
+    """Train `MODELS[name]` once per seed (data order, flips and initialization all follow the seed).
+
+    Returns {"pck": (S,) PCK@0.1 on `val`, "models": [...], "histories": [...]}. Used in chapters 2 and 3.
+    """
+    models, hists, pcks = [], [], []
+    for s in seeds:
+        m, h = train_named(name, seed=int(s), val=val, progress=False, **kwargs)
+        models.append(m)
+        hists.append(h)
+        pcks.append(pck_bbox(predict_keypoints(m, val["images"]), val))
+    return {"pck": np.asarray(pcks), "models": models, "histories": hists}
+
+
+def verdict(a, b, more: str = "higher", less: str = "lower", same: str = "not distinguishable from") -> str:
+    """A word for how per-seed scores `a` compare with `b`, that says no more than the seeds support.
+
+    `more`/`less` when the difference of the means exceeds twice its standard error (from the seeds'
+    spread, sqrt(var_a / n_a + var_b / n_b)); `same` when it does not, or when either side has one seed
+    (no spread to judge by). Chapters glue it into sentences, so the text follows the numbers.
+    """
+    a, b = np.atleast_1d(np.asarray(a, float)), np.atleast_1d(np.asarray(b, float))
+    if len(a) < 2 or len(b) < 2:
+        return same
+    diff = a.mean() - b.mean()
+    se = float(np.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b)))
+    if abs(diff) <= 2 * se:
+        return same
+    return more if diff > 0 else less

@@ -1,7 +1,9 @@
 """Pose models in Flax NNX, one file per family (big_vision style: a VARIANTS table, built by calling the class).
 
   output          PoseOutput: what every model returns (heatmaps and/or coords, and what the maps mean)
-  regression      RegressionPose: backbone → global average pooling → dense → coords (B, J, 2)
+  regression      RegressionPose: DeepPose, backbone → flatten (or pool) → dense → coords (B, J, 2), + cascade
+  integral        IntegralPose: SimpleBaseline's maps → soft-argmax → coords (Sun et al. 2018)
+  simcc           SimCCPose: backbone → per-joint vectors → x and y bin logits (Li et al. 2022)
   simplebaseline  SimpleBaseline: backbone → ×2 upsamplings → 1×1 conv → heatmaps (B, h, w, J) (Xiao et al. 2018)
   hrnet           HRNet: parallel multi-resolution branches, repeated fusion → heatmaps (B, h, w, J) (Sun et al. 2019)
   layers          ConvBN, BasicBlock, Backbone (shared), Upsample, param_count, flops, feature_shapes
@@ -11,9 +13,11 @@ Every model takes (B, H, W, 3) float32 images and `train: bool` and returns a `P
 """
 
 from posekit.models.hrnet import HRNet
+from posekit.models.integral import IntegralPose
 from posekit.models.layers import BACKBONES, Backbone, feature_shapes, flops, param_count
 from posekit.models.output import HEATMAP_KINDS, PoseOutput
 from posekit.models.regression import RegressionPose
+from posekit.models.simcc import SimCCPose
 from posekit.models.simplebaseline import SimpleBaseline
 
 __all__ = [
@@ -22,6 +26,8 @@ __all__ = [
     "HEATMAP_KINDS",
     "PoseOutput",
     "HRNet",
+    "IntegralPose",
+    "SimCCPose",
     "RegressionPose",
     "SimpleBaseline",
     "feature_shapes",

@@ -64,21 +64,47 @@ class BasicBlock(nnx.Module):
         return jax.nn.relu(y + skip)
 
 
+class Bottleneck(nnx.Module):
+    """ResNet bottleneck block (He et al. 2016, ResNet-50 and up): 1×1 to cout/4, 3×3 (stride), 1×1 to cout.
+
+    The shortcut is a 1×1 ConvBN when the shape changes. (B, H, W, cin) → (B, H/stride, W/stride, cout).
+    """
+
+    def __init__(self, cin: int, cout: int, stride: int = 1, *, rngs: nnx.Rngs):
+        mid = cout // 4
+        self.conv1 = ConvBN(cin, mid, 1, rngs=rngs)
+        self.conv2 = ConvBN(mid, mid, 3, stride, rngs=rngs)
+        self.conv3 = ConvBN(mid, cout, 1, act=False, rngs=rngs)
+        self.proj = ConvBN(cin, cout, 1, stride, act=False, rngs=rngs) if (stride != 1 or cin != cout) else None
+
+    def __call__(self, x, train: bool = False):
+        y = self.conv3(self.conv2(self.conv1(x, train), train), train)
+        skip = self.proj(x, train) if self.proj is not None else x
+        return jax.nn.relu(y + skip)
+
+
+BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck}
+
+
 class Backbone(nnx.Module):
     """ResNet-style backbone: a stride-`stem_stride` stem, then one stride-2 stage of BasicBlocks per width.
 
     (B, H, W, 3) → (B, H/s, W/s, widths[-1]) with s = stem_stride · 2^len(widths) (the output stride).
+    block: "basic" (ResNet-18/34) or "bottleneck" (ResNet-50 and up).
     Keep H/s ≥ 4: XLA:CPU convolutions on 2×2 maps are very slow per unit of work.
     """
 
-    def __init__(self, widths=(16, 32, 64), depths=(1, 1, 1), stem_width: int = 16, stem_stride: int = 2, *, rngs):
+    def __init__(self, widths=(16, 32, 64), depths=(1, 1, 1), stem_width: int = 16, stem_stride: int = 2,
+                 block: str = "basic", *, rngs):  # fmt: skip
         if len(widths) != len(depths):
             raise ValueError(f"Backbone: widths {widths} and depths {depths} must have the same length")
+        if block not in BLOCKS:
+            raise ValueError(f"Backbone: block must be one of {list(BLOCKS)}, got {block!r}")
         self.stem = ConvBN(3, stem_width, 3, stem_stride, rngs=rngs)
         blocks, cin = [], stem_width
         for w, d in zip(widths, depths):
             for i in range(d):
-                blocks.append(BasicBlock(cin, w, 2 if i == 0 else 1, rngs=rngs))
+                blocks.append(BLOCKS[block](cin, w, 2 if i == 0 else 1, rngs=rngs))
                 cin = w
         self.blocks = nnx.List(blocks)
         self.depths = tuple(depths)
@@ -106,6 +132,10 @@ BACKBONES = {
     "tiny": dict(widths=(16, 32, 64), depths=(1, 1, 1), stem_width=16, stem_stride=2),
     "small": dict(widths=(32, 64, 128), depths=(2, 2, 2), stem_width=32, stem_stride=2),
     "r18": dict(widths=(64, 128, 256, 512), depths=(2, 2, 2, 2), stem_width=64, stem_stride=2),
+    # ResNet-50's widths, depths and bottlenecks (the paper-size SimpleBaseline of the full profile); the
+    # original's 7×7 stride-2 conv + max pool is a stride-2 3×3 conv here, and the first stage downsamples
+    "r50": dict(widths=(256, 512, 1024, 2048), depths=(3, 4, 6, 3), stem_width=64, stem_stride=2,
+                block="bottleneck"),
 }
 
 

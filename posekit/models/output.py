@@ -13,7 +13,11 @@ A heatmap model states what its maps mean:
   trained with `posekit.losses.heatmap_mse_loss`).
 
 A regression model returns ``coords`` in coordinates normalized to the input, t = (x + ½) / W (see
-`posekit.codecs.regression_targets`). Later models add their own fields (``tags`` for associative embedding,
+`posekit.codecs.regression_targets`); a cascade (DeepPose) also returns its first stage's estimate as
+``coarse_coords``; integral regression returns both its logit ``heatmaps`` and the ``coords`` taken from
+them (the coordinates are what it is trained on and decoded from). SimCC returns ``simcc_x`` (B, J, W·k)
+and ``simcc_y`` (B, J, H·k): per-axis logits over bins of 1/k input pixel (`posekit.codecs.simcc_targets`).
+Later models add their own fields (``tags`` for associative embedding,
 ``boxes`` for a detector) the same way. A `PoseOutput` is a JAX pytree: it passes through `jax.jit` and
 `jax.tree.map` (the static fields ride along in the tree structure).
 """
@@ -33,8 +37,12 @@ class PoseOutput:
 
     heatmaps: Any = None  # (B, h, w, J), NHWC as the convolutions produce them
     coords: Any = None  # (B, J, 2) normalized to the input
+    coarse_coords: Any = None  # (B, J, 2) a cascade's first-stage estimate, or None
+    simcc_x: Any = None  # (B, J, W·k) SimCC logits over x bins
+    simcc_y: Any = None  # (B, J, H·k) SimCC logits over y bins
     heatmap_kind: str = struct.field(pytree_node=False, default="")
     output_stride: int = struct.field(pytree_node=False, default=0)
+    simcc_split: float = struct.field(pytree_node=False, default=0.0)  # SimCC bins per input pixel
 
     def __post_init__(self):
         if self.heatmaps is not None and self.heatmap_kind not in HEATMAP_KINDS:

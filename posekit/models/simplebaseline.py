@@ -18,6 +18,7 @@ VARIANTS = {
     "tiny": dict(backbone="tiny", head_width=64),
     "small": dict(backbone="small", head_width=128),
     "r18": dict(backbone="r18", head_width=256),
+    "r50": dict(backbone="r50", head_width=256),  # the paper's SimpleBaseline-R50 (full profile, head="deconv")
 }
 
 

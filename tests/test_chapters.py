@@ -55,7 +55,7 @@ def test_heatmap_beats_regression_quick_profile(run_chapter):
 
 
 @pytest.mark.chapters
-@pytest.mark.xfail(strict=True, reason="issue 5's quick target is not met: 400 CPU steps on the hard synthetic crops")
+@pytest.mark.xfail(strict=True, reason="issue 5's quick target is not met: 200 CPU steps on the hard synthetic crops")
 def test_heatmap_reaches_090_quick_profile(run_chapter):
     """The issue's target for the quick profile (<= 90 s on 2 cores). Known to fail: see chapter 3's diagnosis."""
     assert _chapter_values(run_chapter, "03_heatmap")["hm_pck01"] >= 0.90

@@ -204,3 +204,18 @@ def test_verdict_claims_a_direction_only_beyond_the_seeds_spread():
     assert verdict([0.60, 0.61, 0.62], [0.70, 0.71, 0.72]) == "lower"
     assert verdict([0.60, 0.70, 0.65], [0.62, 0.66, 0.64]) == "not distinguishable from"
     assert verdict([0.9], [0.1]) == "not distinguishable from"  # one seed: no spread to judge by
+
+
+def test_the_full_profile_path_runs_end_to_end_on_non_square_inputs(tmp_path, monkeypatch):
+    """The full profile's code path (H ≠ W box crops, σ = 2, the paper's deconv head, every model family),
+    at a size a CPU test can afford: tiny models on 64×48 crops, two steps each."""
+    from posekit.experiments import pck_bbox, train_named
+
+    monkeypatch.setenv("POSEKIT_CACHE", str(tmp_path))
+    val = synthetic_single(16, 1000, (64, 48))
+    for name, kw in [("heatmap", {"head": "deconv"}), ("integral", {}), ("deeppose", {}), ("simcc", {})]:
+        model, hist = train_named(name, steps=2, train_size=64, size=(64, 48), sigma=2.0, val=val, progress=False,
+                                  **kw)  # fmt: skip
+        pred = predict_keypoints(model, val["images"], flip_test=True, decoder="dark", sigma=2.0)
+        assert pred.shape == (16, 17, 2) and np.isfinite(pred).all(), name
+        assert 0.0 <= pck_bbox(pred, val) <= 1.0 and len(hist["val_pck"]) >= 1

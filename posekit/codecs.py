@@ -65,6 +65,14 @@ def _check_heatmaps(heatmaps) -> None:
         raise ValueError(f"heatmaps must have shape (N, J, h, w), found {tuple(heatmaps.shape)}")
 
 
+def input_hw(size) -> tuple[int, int]:
+    """A model input size given as S (square) or (H, W) → (H, W), checked (models, data and recipes)."""
+    hw = (size, size) if isinstance(size, (int, np.integer)) else tuple(int(v) for v in size)
+    if len(hw) != 2 or min(hw) < 16:
+        raise ValueError(f"size: expected an int S or (H, W), each >= 16, found {size!r}")
+    return hw
+
+
 def input_to_heatmap(coords, input_size, heatmap_size):
     """Input pixel coordinates -> heatmap cell coordinates: ``u = (x + 0.5) * w / W - 0.5``.
 

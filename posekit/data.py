@@ -13,18 +13,11 @@ import io
 
 import numpy as np
 
+from posekit.codecs import input_hw
 from posekit.crop import flip_keypoints
 from posekit.io import atomic_write_bytes
 from posekit.skeleton import COCO
 from posekit.train import step_rng
-
-
-def input_hw(size) -> tuple[int, int]:
-    """A model input size given as S (square) or (H, W) → (H, W), checked."""
-    hw = (size, size) if isinstance(size, (int, np.integer)) else tuple(int(v) for v in size)
-    if len(hw) != 2 or min(hw) < 16:
-        raise ValueError(f"size: expected an int S or (H, W), each >= 16, found {size!r}")
-    return hw
 
 
 def synthetic_single(num: int, seed: int, size=64) -> dict:

@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+from scipy.special import log_softmax
 
 from posekit import codecs
 from posekit.models.output import PoseOutput
@@ -79,15 +80,11 @@ def heatmaps_for_decoding(out: PoseOutput) -> np.ndarray:
     return spatial_softmax(hm) if out.heatmap_kind == "logits" else hm
 
 
-def _log_softmax(a, axis):
-    a = np.asarray(a, np.float64)
-    m = a.max(axis=axis, keepdims=True)
-    return a - m - np.log(np.exp(a - m).sum(axis=axis, keepdims=True))
-
-
 def _mean_of_probabilities(a, b, axis):
     """Logits whose softmax over `axis` is the mean of softmax(a) and softmax(b): log ½(p_a + p_b)."""
-    return np.logaddexp(_log_softmax(a, axis), _log_softmax(b, axis)).astype(np.float32) - np.float32(np.log(2))
+    la = log_softmax(np.asarray(a, np.float64), axis=axis)
+    lb = log_softmax(np.asarray(b, np.float64), axis=axis)
+    return (np.logaddexp(la, lb) - np.log(2)).astype(np.float32)
 
 
 def flip_averaged(model: nnx.Module, x: np.ndarray, batch_size: int = 256, kset: KeypointSet = COCO) -> PoseOutput:

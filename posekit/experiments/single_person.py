@@ -20,7 +20,8 @@ from flax import nnx
 
 from posekit import codecs, losses
 from posekit.checkpoint import run_dir
-from posekit.data import flip_batches, input_hw, synthetic_single
+from posekit.codecs import input_hw
+from posekit.data import flip_batches, synthetic_single
 from posekit.inference import predict_keypoints
 from posekit.models import HRNet, IntegralPose, RegressionPose, SimCCPose, SimpleBaseline
 from posekit.train import fit
@@ -119,8 +120,6 @@ def single_person_run(
         cfg["coord_loss"] = coord_loss
     if holdout:
         cfg["holdout"] = holdout
-    if "input_size" in cfg:
-        cfg["input_size"] = list(hw)
     if val is not None:
         cfg["val"] = [int(len(val["images"])), float(val["keypoints"].sum())]
     model = model_class(variant, rngs=nnx.Rngs(seed), **model_kwargs)
@@ -190,15 +189,12 @@ def lr_sweep(name: str, lrs, *, train_size: int, holdout: int, seed: int = 0, si
 def seed_runs(name: str, seeds, *, val: dict, **kwargs) -> dict:
     """Train `MODELS[name]` once per seed (data order, flips and initialization all follow the seed).
 
-    Returns {"pck": (S,) PCK@0.1 on `val`, "models": [...], "histories": [...]}. Used in chapters 2 and 3.
+    Returns {"pck": (S,) PCK@0.1 on `val`, "models": [...], "histories": [...]}; the PCK is the final
+    validation of each run (`fit` scores `val` after the last step). Used in chapters 2 and 3.
     """
-    models, hists, pcks = [], [], []
-    for s in seeds:
-        m, h = train_named(name, seed=int(s), val=val, progress=False, **kwargs)
-        models.append(m)
-        hists.append(h)
-        pcks.append(pck_bbox(predict_keypoints(m, val["images"]), val))
-    return {"pck": np.asarray(pcks), "models": models, "histories": hists}
+    runs = [train_named(name, seed=int(s), val=val, progress=False, **kwargs) for s in seeds]
+    pck = np.asarray([h["val_pck"][-1] for _, h in runs], dtype=float)
+    return {"pck": pck, "models": [m for m, _ in runs], "histories": [h for _, h in runs]}
 
 
 def verdict(a, b, more: str = "higher", less: str = "lower", same: str = "not distinguishable from") -> str:

@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from posekit.codecs import input_hw
 from posekit.models.layers import BACKBONES, Backbone, ConvBN, fan_in_normal
 from posekit.models.output import PoseOutput
 
@@ -111,7 +112,7 @@ class RegressionPose(nnx.Module):
         self.reduce = ConvBN(c, cfg["reduce"], 1, rngs=rngs) if cfg["reduce"] and head == "flatten" else None
         c = cfg["reduce"] if self.reduce is not None else c
         s = self.backbone.stride
-        h, w = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
+        h, w = input_hw(input_size)
         if head == "flatten" and (h % s or w % s):
             raise ValueError(f"RegressionPose: input_size {(h, w)} must be a multiple of the stride {s}")
         n_in = c * (h // s) * (w // s) if head == "flatten" else c
@@ -120,27 +121,31 @@ class RegressionPose(nnx.Module):
         self.cascade = CascadeStage(num_joints, (h, w), rngs=rngs) if cascade else None
         self.head, self.num_joints = head, num_joints
 
-    def features_to_coords(self, f, train: bool = False):
-        """The head alone: backbone features (B, h, w, C) → normalized coords (B, J, 2)."""
+    def head_vector(self, f, train: bool = False):
+        """Backbone features (B, h, w, C) → the vector the dense layers read: flattened or pooled (B, D)."""
         if self.reduce is not None:
             f = self.reduce(f, train)
-        v = f.reshape(f.shape[0], -1) if self.head == "flatten" else f.mean(axis=(1, 2))
+        return f.reshape(f.shape[0], -1) if self.head == "flatten" else f.mean(axis=(1, 2))
+
+    def vector_to_coords(self, v):
+        """The dense layers: (B, D) → normalized coords (B, J, 2)."""
         v = jax.nn.relu(self.hidden(v)) if self.hidden is not None else v
-        return self.out(v).reshape(f.shape[0], self.num_joints, 2)
+        return self.out(v).reshape(v.shape[0], self.num_joints, 2)
+
+    def features_to_coords(self, f, train: bool = False):
+        """The head alone: backbone features (B, h, w, C) → normalized coords (B, J, 2)."""
+        return self.vector_to_coords(self.head_vector(f, train))
 
     def __call__(self, x, train: bool = False, return_features: bool = False):
         """Returns a PoseOutput with coords (B, J, 2), or (output, features dict) with return_features=True."""
         feats = {} if return_features else None
-        f = self.backbone(x, train, feats)
-        coords = self.features_to_coords(f, train)
+        v = self.head_vector(self.backbone(x, train, feats), train)
+        coords = self.vector_to_coords(v)
         out = PoseOutput(coords=coords)
         if self.cascade is not None:
             out = PoseOutput(coords=self.cascade(x, coords, train), coarse_coords=coords)
         if return_features:
-            g = self.reduce(f, train) if self.reduce is not None else f
-            feats["flat" if self.head == "flatten" else "pooled"] = (
-                g.reshape(g.shape[0], -1) if self.head == "flatten" else g.mean(axis=(1, 2))
-            )
+            feats["flat" if self.head == "flatten" else "pooled"] = v
             feats["coords"] = out.coords
             return out, feats
         return out

@@ -13,6 +13,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 from flax import nnx
 
+from posekit.codecs import input_hw
 from posekit.models.layers import BACKBONES, Backbone, conv, fan_in_normal
 from posekit.models.output import PoseOutput
 
@@ -40,7 +41,7 @@ class SimCCPose(nnx.Module):
         cfg = {**VARIANTS[variant], **overrides}
         bb = cfg["backbone"]
         self.backbone = Backbone(**(BACKBONES[bb] if isinstance(bb, str) else bb), rngs=rngs)
-        h, w = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
+        h, w = input_hw(input_size)
         s = self.backbone.stride
         if h % s or w % s:
             raise ValueError(f"SimCCPose: input_size {(h, w)} must be a multiple of the stride {s}")

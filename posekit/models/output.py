@@ -54,3 +54,19 @@ def check_heatmap_kind(owner: str, kind: str) -> str:
     if kind not in HEATMAP_KINDS:
         raise ValueError(f"{owner}: heatmap_kind must be one of {HEATMAP_KINDS}, got {kind!r}")
     return kind
+
+
+@struct.dataclass
+class DetectionOutput:
+    """What a CenterNet-style detector returns: three maps at `output_stride` (NHWC).
+
+    center_logits (B, h, w, 1): logits of the person-centre heatmap (a sigmoid gives each cell's
+    probability of holding a box centre); sizes (B, h, w, 2): box width and height in map cells;
+    offsets (B, h, w, 2): the sub-cell offset of the centre, x and y in [0, 1) (`posekit.detection`
+    encodes the targets and decodes boxes).
+    """
+
+    center_logits: Any = None
+    sizes: Any = None
+    offsets: Any = None
+    output_stride: int = struct.field(pytree_node=False, default=4)

@@ -1,0 +1,189 @@
+"""Person detection as CenterNet does it ("Objects as Points", Zhou et al. 2019): targets, loss, decoding.
+
+    heat, size, offset, mask, ignore = center_targets(boxes, crowd, input_size=(128, 128))   # training targets
+    loss, aux = detection_loss(out, batch)                                                 # focal + L1 terms
+    boxes, scores = decode_detections(out, top_k=20)                                       # per image, input px
+    dets = detect(model, images, input_size=128)                                           # image pixels
+
+A person is the centre of its box. The target is a heatmap with a Gaussian bump at every box centre (its
+radius from the box size, as CornerNet and CenterNet choose it: the largest corner shift that keeps IoU ≥ 0.7),
+the box's width and height, and the centre's sub-cell offset, both regressed at the centre cell only. The
+heatmap is trained with the penalty-reduced focal loss; sizes and offsets with an L1 loss. Decoding keeps the
+cells that are maxima of their 3×3 neighbourhood (the max-pool replaces box NMS), the top K of them, and
+reads a box at each.
+
+Geometry: the detector sees the image resized to a square `input_size` (the longer side fitted, the rest
+padded with zeros); map cell (i, j) stands for input point (stride·j, stride·i), as in CenterNet's code;
+boxes are COCO [x, y, w, h].
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from scipy.ndimage import maximum_filter
+
+from posekit.crop import warp_images
+from posekit.models.output import DetectionOutput
+
+SIZE_WEIGHT = 0.1  # CenterNet's λ_size; the offset loss has weight 1
+MIN_OVERLAP = 0.7  # the IoU the Gaussian radius is chosen to keep
+
+
+def gaussian_radius(height, width, min_overlap: float = MIN_OVERLAP) -> np.ndarray:
+    """The radius r such that a box whose corners move by r still has IoU ≥ `min_overlap` with the original.
+
+    CornerNet's three cases (both corners inside, both outside, one of each), each a quadratic in r, and the
+    smallest of the three roots; CenterNet draws its centre Gaussian with this radius (σ = (2r + 1) / 6).
+    height, width: arrays of box sizes (any unit; r comes out in it).
+    """
+    h, w, o = np.asarray(height, float), np.asarray(width, float), float(min_overlap)
+    b1, c1 = h + w, w * h * (1 - o) / (1 + o)
+    r1 = (b1 + np.sqrt(b1**2 - 4 * c1)) / 2
+    b2, c2 = 2 * (h + w), (1 - o) * w * h
+    r2 = (b2 + np.sqrt(b2**2 - 16 * c2)) / 2
+    a3, b3, c3 = 4 * o, -2 * o * (h + w), (o - 1) * w * h
+    r3 = (b3 + np.sqrt(b3**2 - 4 * a3 * c3)) / 2
+    return np.minimum(np.minimum(r1, r2), r3)
+
+
+def center_targets(boxes, crowd, input_size, output_stride: int = 4):
+    """Training targets of one image for CenterNet, from its boxes (P, 4) [x, y, w, h] in input pixels.
+
+    crowd (P,) bool: crowd regions are not people to find, but the heatmap loss ignores the cells they cover
+    (a person in a crowd is neither a positive nor a false positive). Boxes with no area are skipped.
+    Returns heat (h, w) (a Gaussian of peak 1 at each centre cell, the maximum where two overlap), size
+    (h, w, 2) (box w, h in map cells), offset (h, w, 2) (centre − its cell, in [0, 1)), mask (h, w) (1 at
+    the centre cells: where size and offset are trained), ignore (h, w) (1 inside crowd regions).
+    """
+    S = int(input_size)
+    h = w = S // output_stride
+    heat = np.zeros((h, w), np.float32)
+    size = np.zeros((h, w, 2), np.float32)
+    offset = np.zeros((h, w, 2), np.float32)
+    mask = np.zeros((h, w), np.float32)
+    ignore = np.zeros((h, w), np.float32)
+    boxes = np.asarray(boxes, float).reshape(-1, 4) / output_stride
+    crowd = np.asarray(crowd, bool).reshape(-1)
+    ys, xs = np.mgrid[0:h, 0:w]
+    for (x, y, bw, bh), is_crowd in zip(boxes, crowd):
+        if bw <= 0 or bh <= 0:
+            continue
+        if is_crowd:
+            x0, y0 = int(np.floor(x)), int(np.floor(y))
+            ignore[max(y0, 0) : max(int(np.ceil(y + bh)), 0), max(x0, 0) : max(int(np.ceil(x + bw)), 0)] = 1
+            continue
+        c = np.array([x + bw / 2, y + bh / 2])
+        ci = np.floor(c).astype(int)
+        if not (0 <= ci[0] < w and 0 <= ci[1] < h):
+            continue
+        r = max(0, int(gaussian_radius(np.ceil(bh), np.ceil(bw))))
+        sigma = (2 * r + 1) / 6
+        g = np.exp(-((xs - ci[0]) ** 2 + (ys - ci[1]) ** 2) / (2 * sigma**2))
+        g[(np.abs(xs - ci[0]) > r) | (np.abs(ys - ci[1]) > r)] = 0
+        heat = np.maximum(heat, g.astype(np.float32))
+        size[ci[1], ci[0]] = (bw, bh)
+        offset[ci[1], ci[0]] = c - ci
+        mask[ci[1], ci[0]] = 1
+    ignore *= heat < 1  # a person's own centre inside a crowd box stays a positive
+    return heat, size, offset, mask, ignore
+
+
+def focal_loss(logits, heat, ignore=None, alpha: float = 2.0, beta: float = 4.0):
+    """CenterNet's penalty-reduced pixel-wise focal loss, summed over cells and divided by the positives.
+
+    logits (B, h, w) before the sigmoid; heat (B, h, w) the Gaussian target (1 at centres). A centre cell
+    costs −(1 − p)^α log p; any other cell −(1 − Y)^β p^α log(1 − p): near a centre (Y close to 1) a high p
+    is barely penalized. ignore (B, h, w): cells left out (crowd regions). The sum over the batch is divided
+    by the number of centres in the batch (at least 1), as in the paper.
+    """
+    logp, log1mp = jax.nn.log_sigmoid(logits), jax.nn.log_sigmoid(-logits)
+    p = jnp.exp(logp)
+    pos = (heat >= 1.0).astype(logits.dtype)
+    keep = 1.0 if ignore is None else 1.0 - ignore
+    pos_loss = -((1 - p) ** alpha) * logp * pos
+    neg_loss = -((1 - heat) ** beta) * p**alpha * log1mp * (1 - pos) * keep
+    return (pos_loss.sum() + neg_loss.sum()) / jnp.maximum(pos.sum(), 1.0)
+
+
+def detection_loss(out: DetectionOutput, batch: dict):
+    """The CenterNet loss: focal(centres) + 0.1 · L1(sizes) + L1(offsets), the L1 terms at centre cells only.
+
+    batch: "heat" (B, h, w), "size" (B, h, w, 2), "offset" (B, h, w, 2), "mask" (B, h, w), "ignore" (B, h, w)
+    as `center_targets` makes them. Returns (loss, {"focal", "size", "offset"}).
+    """
+    focal = focal_loss(out.center_logits[..., 0], batch["heat"], batch["ignore"])
+    m = batch["mask"][..., None]
+    n = jnp.maximum(batch["mask"].sum(), 1.0)
+    size = (jnp.abs(out.sizes - batch["size"]) * m).sum() / n
+    offset = (jnp.abs(out.offsets - batch["offset"]) * m).sum() / n
+    return focal + SIZE_WEIGHT * size + offset, {"focal": focal, "size": size, "offset": offset}
+
+
+def decode_detections(out: DetectionOutput, top_k: int = 20):
+    """Boxes from a detector's output (numpy arrays): 3×3 max-pool peaks, the top K per image.
+
+    Returns boxes (B, K, 4) [x, y, w, h] in input pixels and scores (B, K) (the centre's sigmoid), best first.
+    """
+    logits = np.asarray(out.center_logits, np.float32)[..., 0]
+    b, h, w = logits.shape
+    heat = 1.0 / (1.0 + np.exp(-logits))
+    peaks = heat * (maximum_filter(heat, size=(1, 3, 3), mode="constant", cval=-np.inf) == heat)
+    k = min(top_k, h * w)
+    flat = peaks.reshape(b, -1)
+    idx = np.argsort(-flat, axis=1, kind="stable")[:, :k]
+    scores = np.take_along_axis(flat, idx, 1)
+    ys, xs = np.divmod(idx, w)
+    rows = np.arange(b)[:, None]
+    off = np.asarray(out.offsets)[rows, ys, xs]
+    wh = np.maximum(np.asarray(out.sizes)[rows, ys, xs], 0.0)
+    cx, cy = xs + off[..., 0], ys + off[..., 1]
+    s = out.output_stride
+    boxes = np.stack([cx - wh[..., 0] / 2, cy - wh[..., 1] / 2, wh[..., 0], wh[..., 1]], -1) * s
+    return boxes.astype(np.float32), scores.astype(np.float32)
+
+
+def resize_matrices(sizes, input_size: int) -> np.ndarray:
+    """(N, 2, 3) affine maps image → detector input: each (W, H) image scaled by S / max(W, H), no shift."""
+    wh = np.asarray(sizes, float).reshape(-1, 2)
+    s = input_size / wh.max(1)
+    m = np.zeros((len(wh), 2, 3))
+    m[:, 0, 0] = m[:, 1, 1] = s
+    return m
+
+
+def to_input(images, input_size: int):
+    """Images (a uint8 array (N, H, W, 3) or a list of differently sized ones) → (detector inputs (N, S, S, 3)
+    float32 in [0, 1], matrices (N, 2, 3) image → input). The longer side becomes S; the rest is zero."""
+    if isinstance(images, np.ndarray):
+        sizes = np.tile([images.shape[2], images.shape[1]], (len(images), 1))
+        same = images.shape[1] == images.shape[2] == input_size
+    else:
+        sizes, same = np.array([[im.shape[1], im.shape[0]] for im in images]), False
+    mats = resize_matrices(sizes, input_size)
+    x = np.asarray(images) if same else warp_images(images, mats, (input_size, input_size))
+    return x.astype(np.float32) / 255.0, mats
+
+
+def boxes_to_image(boxes, matrices) -> np.ndarray:
+    """Boxes (N, K, 4) in detector input pixels → image pixels (the inverse of `resize_matrices`)."""
+    s = np.asarray(matrices)[:, 0, 0][:, None, None]
+    return np.asarray(boxes) / s
+
+
+def detect(model, images, *, input_size: int, top_k: int = 20, threshold: float = 0.0, batch_size: int = 32):
+    """Run a CenterNet-style `model` on images and decode: a list with one (boxes (K, 4), scores (K,)) per
+    image, boxes [x, y, w, h] in image pixels, scores ≥ `threshold`, best first. Used in chapter 4."""
+    from posekit.inference import predict
+
+    out_boxes, out_scores = [], []
+    for i in range(0, len(images), batch_size):
+        x, mats = to_input(images[i : i + batch_size], input_size)
+        boxes, scores = decode_detections(predict(model, x, batch_size), top_k)
+        boxes = boxes_to_image(boxes, mats)
+        for b, s in zip(boxes, scores):
+            keep = s >= threshold
+            out_boxes.append(b[keep])
+            out_scores.append(s[keep])
+    return list(zip(out_boxes, out_scores))

@@ -1,0 +1,177 @@
+"""Multi-person scenes: the validation set every multi-person chapter shares, training scenes, a COCO folder.
+
+    val = validation_scenes("standard")        # {"images", "coco", "image_ids"}: 400 scenes, COCO ground truth
+    train = training_scenes(3072, seed=0)     # the same form, from a separate random stream
+    real = load_folder("person_keypoints_val2017.json", "val2017/")   # a real COCO folder, the same form
+    batches = crop_batches(train, (128, 96), batch_size=32, seed=0)   # person crops for a top-down model
+    batches = detector_batches(train, 128, batch_size=16, seed=0)     # CenterNet targets for a detector
+
+A scene set is a dict: "images" (an (N, H, W, 3) uint8 array, or a list of differently sized images for a
+real folder), "coco" (a COCO person_keypoints dict: the ground truth, crowd regions as iscrowd=1
+annotations) and "image_ids" (the COCO image id of each image, in order). Chapters 4, 5 and the head-to-head
+chapter score their pipelines on `validation_scenes(profile)` with the same COCO evaluator, so their numbers
+are comparable.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+
+from posekit import cocoio
+from posekit.book import check_profile
+from posekit.crop import affine_matrix, crop_batch, random_augment, transform_points, warp_images
+from posekit.io import atomic_write_bytes
+from posekit.skeleton import COCO
+from posekit.train import step_rng
+
+VAL_SEED = 20_240_417  # the validation scenes' random stream (training scenes use small seeds: 0, 1, ...)
+SCENE_SIZE = 256
+CROWD_PROB = 0.15  # one scene in seven holds a crowd region (iscrowd=1), as COCO's crowded photos do
+VAL_SCENES = {"quick": 64, "standard": 400, "full": 2000}
+
+
+def _render(num: int, seed: int, size: int) -> dict:
+    """Rendered scenes as a scene set, cached under `cache_dir("data")`."""
+    from posekit import synth
+    from posekit.book import cache_dir
+
+    path = cache_dir("data") / f"scenes-{num}-{seed}-{size}-crowd{CROWD_PROB}.npz"
+    if path.exists():
+        with np.load(path) as f:
+            coco = json.loads(str(f["coco"]))
+            return {"images": f["images"], "coco": coco, "image_ids": [im["id"] for im in coco["images"]]}
+    batch = synth.render_scenes(num, seed, size, crowd_prob=CROWD_PROB)
+    coco = synth.to_coco(batch, "scene")
+    buf = io.BytesIO()
+    np.savez(buf, images=batch["images"], coco=np.array(json.dumps(coco)))
+    atomic_write_bytes(path, buf.getvalue())
+    return {"images": batch["images"], "coco": coco, "image_ids": [im["id"] for im in coco["images"]]}
+
+
+def validation_scenes(profile: str) -> dict:
+    """The shared multi-person validation set of `profile` (64 / 400 / 2,000 scenes of 256×256).
+
+    Scenes of 1-6 people of COCO-like sizes (about 17% small, 55% medium, 27% large by COCO's area ranges),
+    overlapping, some cut by the border, one scene in seven with a crowd region; every person is labelled,
+    small ones included. The quick set is the first 64 scenes of the standard one. Used in chapters 4 and 5.
+    """
+    return _render(VAL_SCENES[check_profile(profile)], VAL_SEED, SCENE_SIZE)
+
+
+def training_scenes(num: int, seed: int = 0) -> dict:
+    """`num` training scenes from the random stream `seed` (never the validation stream). Chapters 4 and 5."""
+    if seed == VAL_SEED:
+        raise ValueError(f"training_scenes: seed {seed} is the validation stream; pick another")
+    return _render(num, seed, SCENE_SIZE)
+
+
+def load_folder(annotations, image_dir) -> dict:
+    """A COCO person_keypoints file and its image folder as a scene set (e.g. COCO's val2017, or a folder
+    written by `posekit synth --kind scene`). Images keep their own sizes (a list). Used in chapter 4."""
+    coco = cocoio.load_coco(annotations)
+    ids = [im["id"] for im in coco["images"]]
+    return {"images": cocoio.load_images(coco, image_dir, ids), "coco": coco, "image_ids": ids}
+
+
+def people(scenes: dict, include_crowd: bool = True) -> list[dict]:
+    """Per image, its annotations as arrays (`cocoio.annotation_arrays`): keypoints, bboxes, iscrowd, ..."""
+    return [cocoio.annotation_arrays(scenes["coco"], i, include_crowd=include_crowd) for i in scenes["image_ids"]]
+
+
+def select(scenes: dict, index) -> dict:
+    """The scene set restricted to the images at positions `index` (ground truth kept for those only)."""
+    index = list(np.asarray(index).reshape(-1))
+    ids = [scenes["image_ids"][i] for i in index]
+    keep = set(ids)
+    coco = dict(scenes["coco"], images=[im for im in scenes["coco"]["images"] if im["id"] in keep],
+                annotations=[a for a in scenes["coco"]["annotations"] if a["image_id"] in keep])  # fmt: skip
+    images = scenes["images"]
+    images = images[index] if isinstance(images, np.ndarray) else [images[i] for i in index]
+    return {"images": images, "coco": coco, "image_ids": ids}
+
+
+# ------------------------------------------------------------------------------------------------ batch streams
+def crop_batches(scenes: dict, input_size, batch_size: int, seed: int, min_keypoints: int = 1, augment: bool = True):
+    """`batches(step)` of person crops for a top-down model: {"images" (B, H, W, 3) float, "kpts" (B, J, 3)}.
+
+    People: every non-crowd annotation with at least `min_keypoints` labelled joints, drawn with replacement.
+    Each crop is the person's box padded to the input's aspect ratio and enlarged by 1.25 (`crop.crop_batch`),
+    with SimpleBaseline's augmentation (scale ×0.75-1.25, rotation σ = 30° on 60% of crops, flips) when
+    `augment`; joints that fall outside the crop are marked unlabelled. input_size: (H, W).
+    """
+    h, w = input_size
+    rows = []
+    for i, p in enumerate(people(scenes, include_crowd=False)):
+        for j in np.flatnonzero(p["num_keypoints"] >= min_keypoints):
+            rows.append((i, p["bboxes"][j], p["keypoints"][j]))
+    if not rows:
+        raise ValueError(f"crop_batches: no person with at least {min_keypoints} labelled joints in the scenes")
+    img_of = np.array([r[0] for r in rows])
+    boxes = np.stack([r[1] for r in rows])
+    kpts = np.stack([r[2] for r in rows]).astype(np.float32)
+    images = scenes["images"]
+
+    def batches(step):
+        rng = step_rng(seed, step)
+        idx = rng.integers(0, len(rows), batch_size)
+        aug = random_augment(rng, batch_size) if augment else None
+        src = images[img_of[idx]] if isinstance(images, np.ndarray) else [images[k] for k in img_of[idx]]
+        crops, kp, _ = crop_batch(src, boxes[idx], kpts[idx], (w, h), aug, COCO)
+        kp[..., 2] = np.where(_inside(kp, w, h), kp[..., 2], 0)
+        kp[..., :2] = np.where(kp[..., 2:] > 0, kp[..., :2], 0.0)
+        return {"images": crops.astype(np.float32) / 255.0, "kpts": kp.astype(np.float32)}
+
+    batches.num_people = len(rows)
+    return batches
+
+
+def _inside(kp, w: int, h: int):
+    return (kp[..., 0] >= -0.5) & (kp[..., 0] <= w - 0.5) & (kp[..., 1] >= -0.5) & (kp[..., 1] <= h - 0.5)
+
+
+def detector_batches(scenes: dict, input_size: int, batch_size: int, seed: int, output_stride: int = 4,
+                     scale_range=(0.7, 1.3), shift: float = 0.2):  # fmt: skip
+    """`batches(step)` of detector inputs (B, S, S, 3) float and CenterNet targets (`detection.center_targets`).
+
+    Each scene is fitted into the S×S input, zoomed by a random factor in `scale_range` about a centre
+    shifted by up to `shift` of the side, and flipped with probability ½ (CenterNet's random scale, crop and
+    flip); boxes follow and are clipped to the input.
+    """
+    from posekit.detection import center_targets
+
+    anns = people(scenes, include_crowd=True)
+    images = scenes["images"]
+    sizes = np.array([[im.shape[1], im.shape[0]] for im in images]) if not isinstance(images, np.ndarray) else \
+        np.tile([images.shape[2], images.shape[1]], (len(images), 1))  # fmt: skip
+    S = int(input_size)
+
+    def batches(step):
+        rng = step_rng(seed, step)
+        idx = rng.integers(0, len(images), batch_size)
+        wh = sizes[idx].astype(float)
+        zoom = rng.uniform(*scale_range, batch_size)
+        side = wh.max(1) / zoom  # the side of the image square shown in the input
+        centre = wh / 2 + rng.uniform(-shift, shift, (batch_size, 2)) * side[:, None]
+        scale = np.stack([side, side], 1)
+        flip = rng.random(batch_size) < 0.5
+        mats = affine_matrix(centre, scale, np.zeros(batch_size), (S, S), flip=flip)
+        src = images[idx] if isinstance(images, np.ndarray) else [images[k] for k in idx]
+        x = warp_images(src, mats, (S, S)).astype(np.float32) / 255.0
+        targets = [center_targets(*_boxes_in_input(anns[k], m, S), S, output_stride) for k, m in zip(idx, mats)]
+        names = ("heat", "size", "offset", "mask", "ignore")
+        return {"images": x, **{n: np.stack([t[i] for t in targets]) for i, n in enumerate(names)}}
+
+    return batches
+
+
+def _boxes_in_input(ann: dict, mat, S: int):
+    """One image's boxes mapped by `mat` (a flip swaps the corners) and clipped to the S×S input."""
+    b = ann["bboxes"]
+    corners = np.stack([b[:, :2], b[:, :2] + b[:, 2:]], 1)
+    c = transform_points(corners, np.repeat(mat[None], len(b), 0)) if len(b) else corners
+    lo = np.clip(np.minimum(c[:, 0], c[:, 1]), 0, S)
+    hi = np.clip(np.maximum(c[:, 0], c[:, 1]), 0, S)
+    return np.concatenate([lo, hi - lo], 1), ann["iscrowd"].astype(bool)

@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from posekit import codecs, cocoio
+from posekit import cocoio, codecs
 from posekit.crop import box_to_center_scale, crop_batch, crop_to_image
 from posekit.inference import flip_averaged, heatmaps_for_decoding, predict
 from posekit.metrics import resolve_sigmas

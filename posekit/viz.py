@@ -124,3 +124,18 @@ def draw_tolerance(ax, centres, radii, *, colour: str = "#2ca02c", alpha: float 
     for (x, y), r in zip(centres, radii):
         ax.add_patch(plt.Circle((x, y), r, color=colour, alpha=alpha, fill=fill, lw=lw))
     return ax
+
+
+def draw_boxes(ax, boxes, *, colour: str = "w", ls: str = "-", lw: float = 1.2, scores=None, label: str | None = None):
+    """Draw COCO boxes (K, 4) [x, y, w, h], optionally with their scores written at the top-left corner.
+
+    Used in chapter 4.
+    """
+    boxes = np.asarray(boxes, dtype=float).reshape(-1, 4)
+    for k, (x, y, w, h) in enumerate(boxes):
+        ax.add_patch(plt.Rectangle((x, y), w, h, fill=False, ec=colour, ls=ls, lw=lw))
+        if scores is not None:
+            ax.text(x, y, f"{float(scores[k]):.2f}", color=colour, fontsize=7, va="bottom")
+    if label:
+        ax.plot([], [], ls, color=colour, label=label)
+    return ax

@@ -4,7 +4,7 @@ import warnings
 
 import pytest
 
-from tests.harness import QUICK_BUDGET_S, chapters, compare, expected_for
+from tests.harness import chapters, compare, expected_for, quick_budget
 
 
 @pytest.mark.chapters
@@ -13,9 +13,10 @@ def test_chapter_reproduces_its_recorded_numbers(nb, run_chapter):
     _, values, seconds = run_chapter(nb, "quick")
     problems = compare(nb.stem, "quick", values, expected_for(nb.stem, "quick"))
     assert not problems, "\n".join(problems)
-    if seconds > QUICK_BUDGET_S:
+    if seconds > quick_budget(nb.stem):
         warnings.warn(
-            f"{nb.stem}: quick profile took {seconds:.0f} s, over the {QUICK_BUDGET_S:.0f} s budget", stacklevel=1
+            f"{nb.stem}: quick profile took {seconds:.0f} s, over the {quick_budget(nb.stem):.0f} s budget",
+            stacklevel=1,
         )
 
 

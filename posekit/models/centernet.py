@@ -4,8 +4,8 @@ A box is a point: the detector predicts a heatmap of person centres, and at each
 height and the centre's sub-cell offset. The network is SimpleBaseline's (the shared `Backbone`, ×2
 upsamplings to output stride 4) ending in a head of 5 channels instead of joint maps: 1 centre logit, 2 sizes,
 2 offsets. CenterNet gives each of its three outputs its own 3×3 conv + ReLU + 1×1 conv; here the three share
-the 3×3 layer (half as wide as the upsampling layers), which makes the detector 1.6× faster to train on a CPU. Targets, the focal loss and decoding (3×3 max-pool peaks, top-K)
-are in `posekit.detection`.
+the 3×3 layer (half as wide as the upsampling layers), which makes the detector 1.6× faster to train on a
+CPU. Targets, the focal loss and decoding (3×3 max-pool peaks, top-K) are in `posekit.detection`.
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ def detector_speed(variant: str, size: int, batch: int, steps: int, n_infer: int
     b = scenes.detector_batches(data, size, batch, seed=0)(0)
     train = cost.train_speed(model, lambda m, x: detection_loss(m(x["images"], train=True), x), b, steps)
     images = data["images"][:n_infer]
-    detect(model, images[:batch], input_size=size)  # compile
+    detect(model, images, input_size=size)  # compile
     t = time.perf_counter()
     detect(model, images, input_size=size)
     return {"params": param_count(model), "mflops": flops(model, (1, size, size, 3)) / 1e6, "train": train,
@@ -44,10 +44,9 @@ def pipeline_ms(people_counts, images, input_size=(128, 96), det_input: int = 12
     det = CenterNet("tiny", rngs=nnx.Rngs(0))
     pose = SimpleBaseline("tiny", rngs=nnx.Rngs(0))
     kw = dict(detector=det, det_input=det_input, det_threshold=-1.0, input_size=input_size)
-    top_down(images[:2], pose, top_k=max(people_counts), **kw)  # compile both models
     rows = []
     for k in people_counts:
-        top_down(images[:2], pose, top_k=k, **kw)  # compile the pose batch shape of K people
+        top_down(images, pose, top_k=k, **kw)  # compile the shapes of this run
         t = {}
         top_down(images, pose, top_k=k, timings=t, **kw)
         rows.append({"people": k, **{s: 1000 * v / len(images) for s, v in t.items()}})

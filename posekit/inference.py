@@ -47,7 +47,8 @@ def as_float_images(images) -> np.ndarray:
 def predict(model: nnx.Module, images, batch_size: int = 256, **kwargs) -> PoseOutput:
     """Run `model(x, train=False, **kwargs)` over float `images` (N, H, W, 3) in batches. Used in chapter 3.
 
-    Returns the model's PoseOutput with numpy arrays (the last batch is padded to one compiled shape).
+    Returns the model's PoseOutput with numpy arrays. Batches are padded to `batch_size` (or, for fewer
+    images, to the next power of two), so that calls with any number of images share a few compiled shapes.
     """
     f, state = _forward(model, kwargs)
     images = np.asarray(images)
@@ -55,8 +56,9 @@ def predict(model: nnx.Module, images, batch_size: int = 256, **kwargs) -> PoseO
     for i in range(0, len(images), batch_size):
         chunk = images[i : i + batch_size]
         n = len(chunk)
-        if n < batch_size and len(images) > batch_size:  # pad the last chunk: one compiled shape
-            chunk = np.concatenate([chunk, np.zeros((batch_size - n, *chunk.shape[1:]), chunk.dtype)])
+        size = batch_size if len(images) > batch_size else min(batch_size, 1 << max(n - 1, 0).bit_length())
+        if n < size:  # pad to a few compiled shapes: the batch size, or a power of two below it
+            chunk = np.concatenate([chunk, np.zeros((size - n, *chunk.shape[1:]), chunk.dtype)])
         out = f(state, jnp.asarray(chunk, jnp.float32))
         outs.append(jax.tree.map(lambda a, n=n: np.asarray(a)[:n], out))
     return jax.tree.map(lambda *parts: np.concatenate(parts), *outs)

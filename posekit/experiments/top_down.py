@@ -206,3 +206,34 @@ def codec_ceiling(scenes: dict, input_size, sigma: float = 1.0, output_stride: i
         kps.append(back)
     results = keypoint_results(np.asarray(ids, dtype=object), np.concatenate(kps), np.ones(len(ids)))
     return float(metrics.coco_eval(scenes["coco"], results)["AP"])
+
+
+def lr_sweep(kind: str, lrs, *, steps: int, train_scenes: int, holdout: int = 256, seed: int = 0, **kwargs) -> dict:
+    """{lr: score} for the detector (`kind="detector"`, box AP) or a crop model (`kind` a `CROP_MODELS` name,
+    keypoint AP with true boxes), each trained for `steps` and scored on `holdout` scenes of the training
+    stream `seed + 1`: scenes no model trains on, and never the validation scenes. How chapter 4's learning
+    rates were chosen (`python -m posekit.experiments.top_down`)."""
+    from posekit.detection import detect
+    from posekit.topdown import gt_boxes, top_down
+
+    held = training_scenes(holdout, seed + 1)
+    out = {}
+    for lr in sorted(float(v) for v in lrs):
+        if kind == "detector":
+            model, _ = train_detector(steps=steps, train_scenes=train_scenes, seed=seed, lr=lr, progress=False,
+                                      **kwargs)  # fmt: skip
+            size = kwargs.get("input_size", 128)
+            out[lr] = detection_metrics(detect(model, held["images"], input_size=size), held)["box_AP"]
+        else:
+            model, _ = train_crop_model(kind, steps=steps, train_scenes=train_scenes, seed=seed, lr=lr,
+                                        progress=False, **kwargs)  # fmt: skip
+            hw = tuple(kwargs.get("input_size", (128, 96)))
+            res = top_down(held["images"], model, boxes=gt_boxes(held), image_ids=held["image_ids"], input_size=hw)
+            out[lr] = float(metrics.coco_eval(held["coco"], res)["AP"])
+    return out
+
+
+if __name__ == "__main__":  # the learning-rate sweep behind chapter 4's settings
+    for name in ("detector", "simplebaseline", "hrnet"):
+        scores = lr_sweep(name, [2e-3, 6e-3, 1.5e-2], steps=600, train_scenes=2048)
+        print(name, " ".join(f"lr {lr:g}: AP {ap:.3f}" for lr, ap in scores.items()), flush=True)

@@ -1,0 +1,127 @@
+"""Associative-embedding grouping (`posekit.grouping`) on hand-made heatmaps and tags with known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from posekit.grouping import COCO_JOINT_ORDER, candidates, group
+
+J, H, W = 17, 48, 48
+
+
+def _scene(people, tags, joints=None, peak=1.0, sigma=1.0):
+    """Heatmaps with a Gaussian bump at each person's joints and tag maps that hold, at every cell, the tag of
+    the person whose joint of that type is nearest (so tags are right around every joint)."""
+    ys, xs = np.mgrid[0:H, 0:W]
+    hm = np.zeros((J, H, W))
+    tg = np.zeros((J, H, W, 1))
+    for j in range(J):
+        best = np.full((H, W), np.inf)
+        for p, (pose, t) in enumerate(zip(people, tags)):
+            if joints is not None and j not in joints[p]:
+                continue
+            x, y = pose[j]
+            d2 = (xs - x) ** 2 + (ys - y) ** 2
+            val = peak[p][j] if isinstance(peak, list) else peak
+            hm[j] = np.maximum(hm[j], val * np.exp(-d2 / (2 * sigma**2)))
+            tg[j][d2 < best] = t
+            best = np.minimum(best, d2)
+    return hm, tg
+
+
+def _poses(n, seed=0):
+    rng = np.random.default_rng(seed)
+    return [np.stack([rng.integers(4, W - 4, J), rng.integers(4, H - 4, J)], 1).astype(float) for _ in range(n)]
+
+
+def _by_nose(people):
+    return people[np.argsort(people[:, 0, 0])]
+
+
+def test_ideal_maps_recover_every_person_exactly():
+    poses = _poses(3, seed=1)
+    hm, tg = _scene(poses, [0.0, 3.0, 6.0])
+    people, scores = group(hm, tg, adjust=False, refine=False)
+    assert people.shape == (3, J, 3)
+    got = _by_nose(people)
+    want = sorted(poses, key=lambda p: p[0, 0])
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g[:, :2], w)
+        np.testing.assert_allclose(g[:, 2], 1.0)
+    np.testing.assert_allclose(scores, 1.0)
+
+
+def test_adjust_moves_a_quarter_cell_as_the_reference():
+    poses = _poses(1, seed=2)
+    hm, tg = _scene(poses, [0.0])
+    # a bump centred between cells x and x + 1 (its right neighbour higher) moves +0.25; an exact, symmetric
+    # bump has no higher neighbour and moves −0.25, as the reference code does
+    ys, xs = np.mgrid[0:H, 0:W]
+    x0, y0 = poses[0][5]
+    hm[5] = np.exp(-((xs - x0 - 0.3) ** 2 + (ys - y0) ** 2) / 2)
+    people, _ = group(hm, tg, adjust=True, refine=False)
+    np.testing.assert_allclose(people[0, 5, :2], [x0 + 0.25, y0 - 0.25])
+    np.testing.assert_allclose(people[0, 0, :2], poses[0][0] - 0.25)
+
+
+def test_two_people_with_equal_tags_merge_and_distinct_tags_separate():
+    poses = _poses(2, seed=3)
+    upper, lower = set(range(0, 11)), set(range(11, 17))
+    hm, tg = _scene(poses, [2.0, 2.0], joints=[upper, lower])
+    people, _ = group(hm, tg, adjust=False, refine=False)
+    assert len(people) == 1  # one "person" with the upper body of one and the lower body of the other
+    np.testing.assert_array_equal(people[0, :11, :2], poses[0][:11])
+    np.testing.assert_array_equal(people[0, 11:, :2], poses[1][11:])
+    hm, tg = _scene(poses, [2.0, 5.0], joints=[upper, lower])
+    people, _ = group(hm, tg, adjust=False, refine=False)
+    assert len(people) == 2
+    # the tag threshold decides: tags 0.6 apart are one person at threshold 1, two at threshold 0.5
+    hm, tg = _scene(poses, [2.0, 2.6], joints=[upper, lower])
+    assert len(group(hm, tg, adjust=False, refine=False)[0]) == 1
+    assert len(group(hm, tg, adjust=False, refine=False, tag_threshold=0.5)[0]) == 2
+
+
+def test_missing_joints_are_refined_from_the_heatmaps_around_the_mean_tag():
+    poses = _poses(2, seed=4)
+    peak = [[1.0] * J, [1.0] * J]
+    peak[1][9] = 0.05  # the second person's left wrist is below the detection threshold
+    hm, tg = _scene(poses, [0.0, 4.0], peak=peak)
+    plain, _ = group(hm, tg, adjust=False, refine=False)
+    second = plain[np.argmin([np.abs(p[0, :2] - poses[1][0]).sum() for p in plain])]
+    assert second[9, 2] == 0  # not found
+    refined, _ = group(hm, tg, adjust=False, refine=True)
+    second = refined[np.argmin([np.abs(p[0, :2] - poses[1][0]).sum() for p in refined])]
+    x, y = poses[1][9]
+    assert second[9, 2] == pytest.approx(0.05)
+    # found at its own cell (then moved a quarter cell, as every refined joint is)
+    assert abs(second[9, 0] - x) <= 0.25 + 1e-9 and abs(second[9, 1] - y) <= 0.25 + 1e-9
+
+
+def test_result_does_not_depend_on_the_order_of_the_people():
+    poses = _poses(4, seed=5)
+    tags = [0.0, 2.0, 4.0, 6.0]
+    a, sa = group(*_scene(poses, tags))
+    b, sb = group(*_scene(poses[::-1], tags[::-1]))
+    np.testing.assert_allclose(_by_nose(a), _by_nose(b))
+    np.testing.assert_allclose(np.sort(sa), np.sort(sb))
+
+
+def test_candidates_keep_local_maxima_only():
+    hm = np.zeros((1, 16, 16))
+    hm[0, 5, 5], hm[0, 5, 7], hm[0, 12, 12] = 0.9, 0.8, 0.7  # 0.8 is within the 5×5 window of 0.9
+    locs, vals, tags = candidates(hm, np.zeros((1, 16, 16, 2)), top_k=3, nms_kernel=5)
+    np.testing.assert_allclose(vals[0], [0.9, 0.7, 0.0])
+    np.testing.assert_array_equal(locs[0, :2], [[5, 5], [12, 12]])
+    assert tags.shape == (1, 3, 2)
+    _, vals3, _ = candidates(hm, np.zeros((1, 16, 16, 2)), top_k=3, nms_kernel=3)
+    np.testing.assert_allclose(vals3[0], [0.9, 0.8, 0.7])
+
+
+def test_bad_shapes_and_joint_order_are_named():
+    with pytest.raises(ValueError, match="heatmaps must have shape"):
+        group(np.zeros((17, 8)), np.zeros((17, 8, 8)))
+    with pytest.raises(ValueError, match="tags must have shape"):
+        group(np.zeros((17, 8, 8)), np.zeros((16, 8, 8)))
+    with pytest.raises(ValueError, match="joint_order"):
+        group(np.zeros((17, 8, 8)), np.zeros((17, 8, 8)), joint_order=COCO_JOINT_ORDER[:-1])

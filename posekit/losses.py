@@ -90,3 +90,35 @@ def regression_loss(coords, target, weights, kind: str = "l1"):
     d = coords - target
     per_joint = jnp.abs(d).sum(-1) if kind == "l1" else (d**2).sum(-1)
     return (per_joint * weights).mean()
+
+
+def ae_loss(tags, joints):
+    """Associative-embedding loss (Newell et al. 2017), normalized as HigherHRNet's reference `AELoss`.
+
+    tags (B, h, w, J): one tag per joint type and cell (1-D embeddings); joints (B, P, J, 3): each of up to P
+    people's joints as x, y (integer heatmap cells) and a weight (> 0 where the joint is labelled and inside
+    the map; padded people have weight 0 everywhere). For each image, with t̄_n the mean tag of person n over
+    their labelled joints and N the people with at least one:
+
+      pull = (1/N) Σ_n mean_k (t_nk − t̄_n)²                     (a person's tags toward their mean)
+      push = 1/(2N(N − 1)) · (Σ_n Σ_m exp(−(t̄_n − t̄_m)²) − N)   (different people's means apart)
+
+    The double sum runs over all ordered pairs including n = m, whose N terms are each exp(0) = 1; the "− N"
+    removes them, leaving each unordered pair twice, hence the ½. An image with fewer than two people has no
+    push. Returns (push, pull), each the mean over the batch.
+    """
+    b, h, w, J = tags.shape
+    x = jnp.clip(joints[..., 0].astype(jnp.int32), 0, w - 1)
+    y = jnp.clip(joints[..., 1].astype(jnp.int32), 0, h - 1)
+    m = (joints[..., 2] > 0).astype(tags.dtype)  # (B, P, J)
+    t = tags[jnp.arange(b)[:, None, None], y, x, jnp.arange(J)[None, None, :]]  # (B, P, J)
+    count = m.sum(-1)
+    present = (count > 0).astype(tags.dtype)
+    mean = (t * m).sum(-1) / jnp.maximum(count, 1.0)  # (B, P)
+    pull_n = ((t - mean[..., None]) ** 2 * m).sum(-1) / jnp.maximum(count, 1.0)
+    n = present.sum(-1)
+    pull = (pull_n * present).sum(-1) / jnp.maximum(n, 1.0)
+    pair = present[:, :, None] * present[:, None, :]
+    e = jnp.exp(-((mean[:, :, None] - mean[:, None, :]) ** 2)) * pair
+    push = jnp.where(n > 1, (e.sum((1, 2)) - n) / jnp.maximum(n * (n - 1), 1.0) * 0.5, 0.0)
+    return push.mean(), pull.mean()

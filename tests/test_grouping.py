@@ -125,3 +125,22 @@ def test_bad_shapes_and_joint_order_are_named():
         group(np.zeros((17, 8, 8)), np.zeros((16, 8, 8)))
     with pytest.raises(ValueError, match="joint_order"):
         group(np.zeros((17, 8, 8)), np.zeros((17, 8, 8)), joint_order=COCO_JOINT_ORDER[:-1])
+
+
+def test_ae_loss_known_values():
+    """Two people: tags 1, 1, 3 (mean 5/3) and 0, 0 (mean 0); a padded third person without joints."""
+    from posekit.losses import ae_loss
+
+    tags = np.zeros((1, 4, 4, 3), np.float32)
+    tags[0, 0, 0, 0], tags[0, 0, 1, 1], tags[0, 0, 2, 2] = 1.0, 1.0, 3.0  # person A's joints 0, 1, 2
+    joints = np.zeros((1, 3, 3, 3), np.float32)
+    joints[0, 0] = [[0, 0, 1], [1, 0, 1], [2, 0, 1]]
+    joints[0, 1] = [[3, 3, 1], [3, 2, 1], [0, 0, 0]]  # person B: tags 0 and 0; joint 2 unlabelled
+    push, pull = ae_loss(tags, joints)
+    pull_a = ((1 - 5 / 3) ** 2 * 2 + (3 - 5 / 3) ** 2) / 3
+    assert float(pull) == pytest.approx(pull_a / 2, rel=1e-6)
+    # ordered pairs: 2 · exp(−(5/3)²) + 2 · exp(0), minus N = 2, over N(N − 1) = 2, halved
+    assert float(push) == pytest.approx(2 * np.exp(-25 / 9) / 2 * 0.5, rel=1e-5)
+    one = joints.copy()
+    one[0, 1, :, 2] = 0  # one person only: no push
+    assert float(ae_loss(tags, one)[0]) == 0.0

@@ -39,7 +39,7 @@ def train_detector(*, steps: int, train_scenes: int, seed: int = 0, variant: str
 
     Adam with warmup-cosine (`posekit.train.fit`), CenterNet's loss (`detection.detection_loss`) on the
     targets of `scenes.detector_batches` (random scale, shift and flip). `val`: a scene set on which the box
-    AP and the recall at IoU 0.5 are measured 6 times during training (history "val_box_ap", "val_recall50").
+    AP and the recall at IoU 0.5 are measured 4 times during training (history "val_box_ap", "val_recall50").
     Returns (model, history).
     """
     cfg = dict(model="centernet", variant=variant, steps=steps, train_scenes=train_scenes, seed=seed,
@@ -60,7 +60,7 @@ def train_detector(*, steps: int, train_scenes: int, seed: int = 0, variant: str
 
     return fit(model, loss_fn, detector_batches(data, input_size, batch_size, seed), steps, lr=lr,
                ckpt_dir=run_dir("detector", cfg), ckpt_every=max(steps // 4, 50), progress=progress,
-               validate=validate if val is not None else None, val_every=max(steps // 6, 1),
+               validate=validate if val is not None else None, val_every=max(steps // 4, 1),
                desc=f"centernet-{variant}")  # fmt: skip
 
 
@@ -70,7 +70,7 @@ def train_crop_model(name: str = "simplebaseline", variant: str | None = None, *
     """Train (or load) a heatmap model (`CROP_MODELS`: "simplebaseline" tiny, "hrnet" lite) on person crops
     cut from the training scenes (`scenes.crop_batches`, augmented), spatial cross-entropy against Gaussian
     targets of std `sigma` heatmap pixels. `val`: a scene set on which the keypoint AP with its true boxes
-    (`topdown.top_down`, no flip) is measured 6 times during training (history "val_ap"). Returns (model,
+    (`topdown.top_down`, no flip) is measured 4 times during training (history "val_ap"). Returns (model,
     history)."""
     if name not in CROP_MODELS:
         raise ValueError(f"train_crop_model: name must be one of {list(CROP_MODELS)}, got {name!r}")
@@ -93,7 +93,7 @@ def train_crop_model(name: str = "simplebaseline", variant: str | None = None, *
 
     return fit(model, pose_loss_fn((h, w), sigma), crop_batches(data, (h, w), batch_size, seed), steps, lr=lr,
                ckpt_dir=run_dir("topdown-pose", cfg), ckpt_every=max(steps // 4, 50), progress=progress,
-               validate=validate if val is not None else None, val_every=max(steps // 6, 1),
+               validate=validate if val is not None else None, val_every=max(steps // 4, 1),
                desc=f"{name}-{variant}-{h}x{w}")  # fmt: skip
 
 

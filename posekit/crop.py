@@ -244,6 +244,15 @@ def crop_batch(images, bboxes, keypoints, output_size, augment=None, kset: Keypo
     return crops, kp, mats
 
 
+def inside_crop(kpts, width: int, height: int) -> np.ndarray:
+    """(N, J) bool: whether each keypoint (N, J, 2|3) lies on the W × H crop (pixel centres 0..W−1, ±½ pixel).
+
+    Used in chapters 2-4 to unlabel joints that a crop cuts off.
+    """
+    k = np.asarray(kpts)
+    return (k[..., 0] >= -0.5) & (k[..., 0] <= width - 0.5) & (k[..., 1] >= -0.5) & (k[..., 1] <= height - 0.5)
+
+
 def crop_to_image(kpts_in_crop, matrices, kset: KeypointSet | None = None) -> np.ndarray:
     """Crop coordinates -> image coordinates, the exact inverse of the crop (N, J, 2|3) -> same shape.
 

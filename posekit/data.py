@@ -48,12 +48,11 @@ def synthetic_single(num: int, seed: int, size=64) -> dict:
 
 def _box_crops(data: dict, hw) -> dict:
     """Warp every rendered crop to its person's box at the (H, W) input size (see `synthetic_single`)."""
-    from posekit.crop import crop_batch, transform_points
+    from posekit.crop import crop_batch, inside_crop, transform_points
 
     h, w = hw
     crops, kpts, mats = crop_batch(data["images"], data["bboxes"], data["keypoints"], (w, h))
-    inside = (kpts[..., 0] >= -0.5) & (kpts[..., 0] <= w - 0.5) & (kpts[..., 1] >= -0.5) & (kpts[..., 1] <= h - 0.5)
-    kpts[..., 2] = np.where(inside, kpts[..., 2], 0)
+    kpts[..., 2] = np.where(inside_crop(kpts, w, h), kpts[..., 2], 0)
     kpts[..., :2] = np.where(kpts[..., 2:] > 0, kpts[..., :2], 0.0)
     out = dict(data, images=crops, keypoints=kpts.astype(np.float32))
     scale = np.abs(mats[:, 0, 0])  # the warp is a similarity without rotation: one scale per crop

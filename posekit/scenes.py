@@ -22,7 +22,7 @@ import numpy as np
 
 from posekit import cocoio
 from posekit.book import check_profile
-from posekit.crop import affine_matrix, crop_batch, random_augment, transform_points, warp_images
+from posekit.crop import affine_matrix, crop_batch, inside_crop, random_augment, transform_points, warp_images
 from posekit.io import atomic_write_bytes
 from posekit.skeleton import COCO
 from posekit.train import step_rng
@@ -120,16 +120,12 @@ def crop_batches(scenes: dict, input_size, batch_size: int, seed: int, min_keypo
         aug = random_augment(rng, batch_size) if augment else None
         src = images[img_of[idx]] if isinstance(images, np.ndarray) else [images[k] for k in img_of[idx]]
         crops, kp, _ = crop_batch(src, boxes[idx], kpts[idx], (w, h), aug, COCO)
-        kp[..., 2] = np.where(_inside(kp, w, h), kp[..., 2], 0)
+        kp[..., 2] = np.where(inside_crop(kp, w, h), kp[..., 2], 0)
         kp[..., :2] = np.where(kp[..., 2:] > 0, kp[..., :2], 0.0)
         return {"images": crops.astype(np.float32) / 255.0, "kpts": kp.astype(np.float32)}
 
     batches.num_people = len(rows)
     return batches
-
-
-def _inside(kp, w: int, h: int):
-    return (kp[..., 0] >= -0.5) & (kp[..., 0] <= w - 0.5) & (kp[..., 1] >= -0.5) & (kp[..., 1] <= h - 0.5)
 
 
 def detector_batches(scenes: dict, input_size: int, batch_size: int, seed: int, output_stride: int = 4,

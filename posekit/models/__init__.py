@@ -6,16 +6,19 @@
   simcc           SimCCPose: backbone → per-joint vectors → x and y bin logits (Li et al. 2022)
   simplebaseline  SimpleBaseline: backbone → ×2 upsamplings → 1×1 conv → heatmaps (B, h, w, J) (Xiao et al. 2018)
   hrnet           HRNet: parallel multi-resolution branches, repeated fusion → heatmaps (B, h, w, J) (Sun et al. 2019)
+  centernet       CenterNet: the person detector of chapter 4 → DetectionOutput (centre logits, sizes, offsets)
   layers          ConvBN, BasicBlock, Backbone (shared), Upsample, param_count, flops, feature_shapes
 
-Every model takes (B, H, W, 3) float32 images and `train: bool` and returns a `PoseOutput`;
+Every pose model takes (B, H, W, 3) float32 images and `train: bool` and returns a `PoseOutput` (the detector
+a `DetectionOutput`);
 `return_features=True` also returns a dict of named intermediate activations for drawing.
 """
 
+from posekit.models.centernet import CenterNet
 from posekit.models.hrnet import HRNet
 from posekit.models.integral import IntegralPose
 from posekit.models.layers import BACKBONES, Backbone, feature_shapes, flops, param_count
-from posekit.models.output import HEATMAP_KINDS, PoseOutput
+from posekit.models.output import HEATMAP_KINDS, DetectionOutput, PoseOutput
 from posekit.models.regression import RegressionPose
 from posekit.models.simcc import SimCCPose
 from posekit.models.simplebaseline import SimpleBaseline
@@ -23,6 +26,8 @@ from posekit.models.simplebaseline import SimpleBaseline
 __all__ = [
     "BACKBONES",
     "Backbone",
+    "CenterNet",
+    "DetectionOutput",
     "HEATMAP_KINDS",
     "PoseOutput",
     "HRNet",

@@ -17,9 +17,9 @@ A regression model returns ``coords`` in coordinates normalized to the input, t 
 ``coarse_coords``; integral regression returns both its logit ``heatmaps`` and the ``coords`` taken from
 them (the coordinates are what it is trained on and decoded from). SimCC returns ``simcc_x`` (B, J, W·k)
 and ``simcc_y`` (B, J, H·k): per-axis logits over bins of 1/k input pixel (`posekit.codecs.simcc_targets`).
-Later models add their own fields (``tags`` for associative embedding,
-``boxes`` for a detector) the same way. A `PoseOutput` is a JAX pytree: it passes through `jax.jit` and
-`jax.tree.map` (the static fields ride along in the tree structure).
+Later models add their own fields (``tags`` for associative embedding) the same way; the person detector of
+chapter 4 returns its own `DetectionOutput` (centre logits, box sizes, offsets). A `PoseOutput` is a JAX
+pytree: it passes through `jax.jit` and `jax.tree.map` (the static fields ride along in the tree structure).
 """
 
 from __future__ import annotations

@@ -144,3 +144,19 @@ def test_ae_loss_known_values():
     one = joints.copy()
     one[0, 1, :, 2] = 0  # one person only: no push
     assert float(ae_loss(tags, one)[0]) == 0.0
+
+
+def test_bottom_up_model_shapes_and_the_higher_head():
+    import jax.numpy as jnp
+    from flax import nnx
+
+    from posekit.models.bottomup import AssociativeEmbedding
+
+    x = jnp.zeros((2, 64, 64, 3))
+    plain = AssociativeEmbedding("lite", rngs=nnx.Rngs(0))
+    out = plain(x)
+    assert out.heatmaps.shape == (2, 16, 16, 17) and out.tags.shape == (2, 16, 16, 17)
+    assert out.heatmaps_half is None and out.heatmap_kind == "gaussian"
+    higher = AssociativeEmbedding("lite", higher=True, tag_dim=2, rngs=nnx.Rngs(0))
+    out = higher(x, train=True)
+    assert out.tags.shape == (2, 16, 16, 34) and out.heatmaps_half.shape == (2, 32, 32, 17)

@@ -7,6 +7,7 @@
   simplebaseline  SimpleBaseline: backbone → ×2 upsamplings → 1×1 conv → heatmaps (B, h, w, J) (Xiao et al. 2018)
   hrnet           HRNet: parallel multi-resolution branches, repeated fusion → heatmaps (B, h, w, J) (Sun et al. 2019)
   centernet       CenterNet: the person detector of chapter 4 → DetectionOutput (centre logits, sizes, offsets)
+  bottomup        AssociativeEmbedding: HRNet → heatmaps + tags, optional HigherHRNet 1/2 head (chapter 5)
   layers          ConvBN, BasicBlock, Backbone (shared), Upsample, param_count, flops, feature_shapes
 
 Every pose model takes (B, H, W, 3) float32 images and `train: bool` and returns a `PoseOutput` (the detector
@@ -14,6 +15,7 @@ a `DetectionOutput`);
 `return_features=True` also returns a dict of named intermediate activations for drawing.
 """
 
+from posekit.models.bottomup import AssociativeEmbedding
 from posekit.models.centernet import CenterNet
 from posekit.models.hrnet import HRNet
 from posekit.models.integral import IntegralPose
@@ -24,6 +26,7 @@ from posekit.models.simcc import SimCCPose
 from posekit.models.simplebaseline import SimpleBaseline
 
 __all__ = [
+    "AssociativeEmbedding",
     "BACKBONES",
     "Backbone",
     "CenterNet",

@@ -40,6 +40,8 @@ class PoseOutput:
     coarse_coords: Any = None  # (B, J, 2) a cascade's first-stage estimate, or None
     simcc_x: Any = None  # (B, J, W·k) SimCC logits over x bins
     simcc_y: Any = None  # (B, J, H·k) SimCC logits over y bins
+    tags: Any = None  # (B, h, w, J·D) associative-embedding tags, D per joint, beside the heatmaps
+    heatmaps_half: Any = None  # (B, 2h, 2w, J) HigherHRNet's heatmaps at stride output_stride / 2
     heatmap_kind: str = struct.field(pytree_node=False, default="")
     output_stride: int = struct.field(pytree_node=False, default=0)
     simcc_split: float = struct.field(pytree_node=False, default=0.0)  # SimCC bins per input pixel

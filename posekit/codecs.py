@@ -138,6 +138,34 @@ def heatmap_targets(kpts, input_size, heatmap_size, sigma: float = 1.0):
     return heatmaps.astype(np.float32), weights
 
 
+def multi_person_targets(kpts, input_size, heatmap_size, sigma: float = 2.0, max_people: int = 30):
+    """Bottom-up targets of one image: every person's Gaussians on one map per joint, and the joints' cells.
+
+    kpts: (P, J, 3) [x, y, v] in input pixels (all people of the image). Returns heatmaps (J, h, w) float32, the
+    maximum over people of `heatmap_targets` (as Associative Embedding and HigherHRNet draw them), and joints
+    (max_people, J, 3) float32: each person's cell (x, y rounded to the nearest cell centre) and a weight, 1
+    for a labelled joint whose cell is on the map, else 0 (people beyond `max_people` are dropped; rows after
+    the last person are zero), the input of `posekit.losses.ae_loss`. Used in chapter 5.
+    """
+    kpts = np.asarray(kpts, np.float32)
+    if kpts.ndim != 3 or kpts.shape[-1] != 3:
+        raise ValueError(f"multi_person_targets: kpts must have shape (P, J, 3), found {kpts.shape}")
+    J = kpts.shape[1]
+    w, h = _check_size("heatmap_size", heatmap_size)
+    kpts = kpts[:max_people]
+    if len(kpts):
+        maps, _ = heatmap_targets(kpts, input_size, heatmap_size, sigma)
+        heat = maps.max(0)
+    else:
+        heat = np.zeros((J, h, w), np.float32)
+    cells = np.floor(np.asarray(input_to_heatmap(kpts[..., :2], input_size, heatmap_size)) + 0.5)
+    on = (cells[..., 0] >= 0) & (cells[..., 0] < w) & (cells[..., 1] >= 0) & (cells[..., 1] < h)
+    joints = np.zeros((max_people, J, 3), np.float32)
+    joints[: len(kpts), :, :2] = np.where(on[..., None], cells, 0)
+    joints[: len(kpts), :, 2] = (kpts[..., 2] > 0) & on
+    return heat.astype(np.float32), joints
+
+
 def _shift_toward_neighbour(heatmaps: np.ndarray, ys: np.ndarray, xs: np.ndarray, shift: float):
     """Offsets (N, J, 2) of ``shift`` toward the higher neighbour on each axis; 0 on border cells."""
     n, j, h, w = heatmaps.shape

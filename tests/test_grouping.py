@@ -160,3 +160,21 @@ def test_bottom_up_model_shapes_and_the_higher_head():
     higher = AssociativeEmbedding("lite", higher=True, tag_dim=2, rngs=nnx.Rngs(0))
     out = higher(x, train=True)
     assert out.tags.shape == (2, 16, 16, 34) and out.heatmaps_half.shape == (2, 32, 32, 17)
+
+
+def test_multi_person_targets_take_the_maximum_and_index_the_cells():
+    from posekit.codecs import multi_person_targets
+
+    kp = np.zeros((2, 17, 3), np.float32)
+    kp[0, :, :2], kp[0, :, 2] = [10.0, 10.0], 2  # input pixels of a 64 × 64 input, 16 × 16 maps
+    kp[1, :, :2], kp[1, :, 2] = [41.5, 22.0], 2
+    kp[1, 3] = [70.0, 10.0, 2]  # off the input
+    kp[1, 4, 2] = 0  # unlabelled
+    heat, joints = multi_person_targets(kp, (64, 64), (16, 16), sigma=1.0, max_people=4)
+    assert heat.shape == (17, 16, 16) and joints.shape == (4, 17, 3)
+    # 10 px → cell (10 + 0.5) / 4 − 0.5 = 2.125 → 2; 41.5 px → 10; 22 px → 5.125 → 5
+    np.testing.assert_array_equal(joints[0, 0], [2, 2, 1])
+    np.testing.assert_array_equal(joints[1, 0], [10, 5, 1])
+    assert joints[1, 3, 2] == 0 and joints[1, 4, 2] == 0 and not joints[2:].any()
+    assert heat[0, 2, 2] == pytest.approx(np.exp(-2 * 0.125**2 / 2), rel=1e-5)
+    assert heat[0, 5, 10] > 0.9 and heat[4].max() == heat[0, 2, 2]  # joint 4 of person 2 unlabelled

@@ -83,6 +83,11 @@ def rescore(box_scores, confidences, threshold: float = JOINT_THRESHOLD) -> np.n
     return np.asarray(box_scores, float) * mean
 
 
+def padded_boxes(boxes) -> np.ndarray:
+    """Boxes (K, 4) [x, y, w, h] as floats with sides of at least one pixel (a degenerate box still gets a crop)."""
+    return np.maximum(np.asarray(boxes, float).reshape(-1, 4), [-np.inf, -np.inf, 1.0, 1.0])
+
+
 def gt_boxes(scenes: dict) -> list:
     """Ground-truth person boxes of a scene set as the pipeline takes boxes: per image (boxes (P, 4),
     scores (P,) all 1), crowd regions left out."""
@@ -105,15 +110,14 @@ def estimate_poses(images, boxes_per_image, pose_model, *, input_size, flip_test
     """
     h, w = input_size
     img_of = np.concatenate([np.full(len(b), i) for i, (b, _) in enumerate(boxes_per_image)]).astype(int)
-    boxes = np.concatenate([np.asarray(b, float).reshape(-1, 4) for b, _ in boxes_per_image])
+    boxes = padded_boxes(np.concatenate([np.asarray(b, float).reshape(-1, 4) for b, _ in boxes_per_image]))
     box_scores = np.concatenate([np.asarray(s, float).reshape(-1) for _, s in boxes_per_image])
     J = kset.num_joints
     kps = np.zeros((len(boxes), J, 3), np.float32)
     for s in range(0, len(boxes), batch_size):
         sl = slice(s, s + batch_size)
         src = images[img_of[sl]] if isinstance(images, np.ndarray) else [images[k] for k in img_of[sl]]
-        crops, _, mats = crop_batch(src, np.maximum(boxes[sl], [-1e9, -1e9, 1.0, 1.0]), None, (w, h),
-                                    padding=PADDING)  # fmt: skip
+        crops, _, mats = crop_batch(src, boxes[sl], None, (w, h), padding=PADDING)
         x = crops.astype(np.float32) / 255.0
         out = flip_averaged(pose_model, x, batch_size, kset) if flip_test else predict(pose_model, x, batch_size)
         hm = heatmaps_for_decoding(out)
@@ -125,7 +129,7 @@ def estimate_poses(images, boxes_per_image, pose_model, *, input_size, flip_test
         in_crop = np.asarray(codecs.heatmap_to_input(cells, (w, h), (hm.shape[3], hm.shape[2])))
         kps[sl, :, :2] = crop_to_image(in_crop, mats)
         kps[sl, :, 2] = conf
-    _, scale = box_to_center_scale(np.maximum(boxes, [-1e9, -1e9, 1.0, 1.0]), w / h, PADDING)
+    _, scale = box_to_center_scale(boxes, w / h, PADDING)
     return {"image": img_of, "keypoints": kps, "box_scores": box_scores, "areas": scale.prod(1)}
 
 

@@ -22,7 +22,7 @@ from posekit.detection import detection_loss
 from posekit.experiments.single_person import pose_loss_fn
 from posekit.models import HRNet, SimpleBaseline
 from posekit.models.centernet import CenterNet
-from posekit.scenes import crop_batches, detector_batches, training_scenes
+from posekit.scenes import crop_batches, detector_batches, people, training_scenes
 from posekit.train import fit
 
 CROP_MODELS = {"simplebaseline": (SimpleBaseline, "tiny"), "hrnet": (HRNet, "lite")}
@@ -97,16 +97,10 @@ def train_crop_model(name: str = "simplebaseline", variant: str | None = None, *
                desc=f"{name}-{variant}-{h}x{w}")  # fmt: skip
 
 
-def _gt_arrays(scenes: dict):
-    from posekit.scenes import people
-
-    return people(scenes, include_crowd=True)
-
-
 def recall_at_iou(dets, scenes: dict, iou: float = 0.5) -> np.ndarray:
     """Per non-crowd person (in image order), whether some detection has IoU ≥ `iou` with its box (bool)."""
     found = []
-    for (boxes, _), gt in zip(dets, _gt_arrays(scenes)):
+    for (boxes, _), gt in zip(dets, people(scenes)):
         regular = gt["bboxes"][(gt["iscrowd"] == 0) & (gt["areas"] > 0)]
         if not len(regular):
             continue
@@ -155,7 +149,7 @@ def oracle_poses(dets, scenes: dict, image_ids=None) -> list[dict]:
     from posekit.topdown import oks_nms
 
     ids, kps, scores = [], [], []
-    for iid, (boxes, sc), gt in zip(scenes["image_ids"], dets, _gt_arrays(scenes)):
+    for iid, (boxes, sc), gt in zip(scenes["image_ids"], dets, people(scenes)):
         regular = (gt["iscrowd"] == 0) & (gt["areas"] > 0)
         g_boxes, g_kp = gt["bboxes"][regular], gt["keypoints"][regular]
         boxes = np.asarray(boxes, float).reshape(-1, 4)
@@ -186,16 +180,16 @@ def codec_ceiling(scenes: dict, input_size, sigma: float = 1.0, output_stride: i
     from posekit import codecs
     from posekit.cocoio import keypoint_results
     from posekit.crop import affine_matrix, box_to_center_scale, crop_to_image, transform_points
-    from posekit.topdown import PADDING
+    from posekit.topdown import PADDING, padded_boxes
 
     h, w = input_size
     ids, kps = [], []
-    for iid, gt in zip(scenes["image_ids"], _gt_arrays(scenes)):
+    for iid, gt in zip(scenes["image_ids"], people(scenes)):
         regular = (gt["iscrowd"] == 0) & (gt["areas"] > 0)
         if not regular.any():
             continue
         boxes, kp = gt["bboxes"][regular], gt["keypoints"][regular]
-        centre, scale = box_to_center_scale(np.maximum(boxes, [-1e9, -1e9, 1.0, 1.0]), w / h, PADDING)
+        centre, scale = box_to_center_scale(padded_boxes(boxes), w / h, PADDING)
         mats = affine_matrix(centre, scale, 0.0, (w, h))
         in_crop = transform_points(kp, mats)
         hm_size = (w // output_stride, h // output_stride)

@@ -54,9 +54,10 @@ def _render(num: int, seed: int, size: int) -> dict:
 def validation_scenes(profile: str) -> dict:
     """The shared multi-person validation set of `profile` (64 / 400 / 2,000 scenes of 256×256).
 
-    Scenes of 1-6 people of COCO-like sizes (about 17% small, 55% medium, 27% large by COCO's area ranges),
-    overlapping, some cut by the border, one scene in seven with a crowd region; every person is labelled,
-    small ones included. The quick set is the first 64 scenes of the standard one. Used in chapters 4 and 5.
+    Scenes of 1-6 people of COCO-like sizes (16% small, 57% medium, 27% large by COCO's area ranges in the
+    standard set), overlapping, some cut by the border, one scene in seven with a crowd region; every person
+    is labelled, small ones included. The quick set is the first 64 scenes of the standard one. Used in
+    chapters 4 and 5.
     """
     return _render(VAL_SCENES[check_profile(profile)], VAL_SEED, SCENE_SIZE)
 

@@ -6,11 +6,17 @@ Data
   cocoio       COCO JSON: read, validate, and the one builder of COCO records (annotations, results)
   data         cached training sets and deterministic batch streams
   crop         top-down affine crops, augmentation and their inverse
+  scenes       multi-person scenes: the shared validation set, training scenes, a COCO folder, batch streams
   perturb      controlled mistakes: predictions made by damaging ground truth (metric chapters)
 Models and training
   codecs       heatmap, coordinate and SimCC targets, decoding (argmax, DARK, soft-argmax, SimCC)
   models/      Flax NNX models, one file per family; every model returns a `models.PoseOutput`
-  losses       every training loss (heatmap MSE, spatial cross-entropy, L1/L2 coordinates, SimCC)
+  losses       every training loss (heatmap MSE, spatial cross-entropy, L1/L2 coordinates, SimCC, tags)
+Multi-person pipelines
+  detection    the person detector's targets, focal loss and decoding (CenterNet)
+  topdown      detect, crop, estimate, map back, rescore, OKS-NMS (chapter 4)
+  grouping     associative-embedding grouping of joints into people (chapter 5)
+  bottomup     every joint of the image at once, then grouping (chapter 5)
   train        the one training loop (jitted step, progress, validation hook, resume)
   checkpoint   save / load / resume, runs cached by config
   inference    batched prediction, flip test, decoding to input pixels
@@ -24,7 +30,7 @@ Evaluation and the book
   io           atomic file writes
 """
 
-from posekit.book import PROFILES, cache_dir, glue, pick, record, setup
+from posekit.book import PROFILES, cache_dir, glue, pick, record, setup, show_table
 
 __version__ = "0.1.0"
-__all__ = ["PROFILES", "cache_dir", "glue", "pick", "record", "setup", "__version__"]
+__all__ = ["PROFILES", "cache_dir", "glue", "pick", "record", "setup", "show_table", "__version__"]

@@ -156,3 +156,20 @@ def glue(name: str, value, display: bool = False) -> None:
         return
     if get_ipython() is not None:
         _glue(name, value, display=display)
+
+
+def show_table(header, rows) -> None:
+    """Display a Markdown table (header: column names; rows: sequences of cells, shown with `str`) in a
+    notebook, rendered as a table in the book (printed as Markdown outside IPython). Used in chapter 5."""
+    lines = ["| " + " | ".join(str(h) for h in header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    text = "\n".join(lines)
+    try:
+        from IPython import get_ipython
+        from IPython.display import Markdown, display
+    except ImportError:
+        get_ipython = None
+    if get_ipython is not None and get_ipython() is not None:
+        display(Markdown(text))
+    else:
+        print(text)

@@ -5,6 +5,8 @@
     real = load_folder("person_keypoints_val2017.json", "val2017/")   # a real COCO folder, the same form
     batches = crop_batches(train, (128, 96), batch_size=32, seed=0)   # person crops for a top-down model
     batches = detector_batches(train, 128, batch_size=16, seed=0)     # CenterNet targets for a detector
+    batches = bottomup_batches(train, 128, batch_size=16, seed=0)     # whole scenes for a bottom-up model
+    grid = people_grid(8, num_images=16)      # exactly 8 people per image, for timing against the count
 
 A scene set is a dict: "images" (an (N, H, W, 3) uint8 array, or a list of differently sized images for a
 real folder), "coco" (a COCO person_keypoints dict: the ground truth, crowd regions as iscrowd=1
@@ -172,3 +174,105 @@ def _boxes_in_input(ann: dict, mat, S: int):
     lo = np.clip(np.minimum(c[:, 0], c[:, 1]), 0, S)
     hi = np.clip(np.maximum(c[:, 0], c[:, 1]), 0, S)
     return np.concatenate([lo, hi - lo], 1), ann["iscrowd"].astype(bool)
+
+
+def bottomup_batches(scenes: dict, input_size: int, batch_size: int, seed: int, *, sigma: float = 4.0,
+                     output_stride: int = 4, higher: bool = True, max_people: int = 16,
+                     scale_range=(0.75, 1.5), rotation: float = 30.0, shift: float = 0.15):  # fmt: skip
+    """`batches(step)` of whole scenes for a bottom-up model, with HigherHRNet's augmentation and targets.
+
+    Each scene is fitted into the S×S input, zoomed by a random factor in `scale_range`, rotated by up to
+    ±`rotation` degrees, its centre shifted by up to `shift` of the side, and flipped with probability ½
+    (left and right joints swapped). Returns {"images" (B, S, S, 3) float in [0, 1], "heat" (B, S/4, S/4, J),
+    "joints" (B, max_people, J, 3) (each person's cells at 1/4 and weights, `codecs.multi_person_targets`;
+    the cell nearest each labelled joint is set to exactly 1, the positives of a focal loss),
+    "mask" (B, S/4, S/4) (0 inside crowd regions: their people are not labelled, so the heatmap loss leaves
+    them out)} and, when `higher`, "heat_half" and "mask_half" at 1/2. `sigma` is the Gaussians' std in
+    input pixels (HigherHRNet draws σ = 2 cells at both resolutions of a 512 input; here one σ in pixels keeps
+    the two maps' targets the same shape). Used in chapter 5.
+    """
+    from posekit.codecs import multi_person_targets
+
+    S = int(input_size)
+    anns = people(scenes, include_crowd=True)
+    images = scenes["images"]
+    sizes = np.array([[im.shape[1], im.shape[0]] for im in images]) if not isinstance(images, np.ndarray) else \
+        np.tile([images.shape[2], images.shape[1]], (len(images), 1))  # fmt: skip
+    strides = {"": output_stride, "_half": output_stride // 2} if higher else {"": output_stride}
+    perm = COCO.flip_permutation()
+
+    def batches(step):
+        rng = step_rng(seed, step)
+        idx = rng.integers(0, len(images), batch_size)
+        zoom = rng.uniform(*scale_range, batch_size)
+        side = sizes[idx].max(1) / zoom
+        centre = sizes[idx] / 2 + rng.uniform(-shift, shift, (batch_size, 2)) * side[:, None]
+        rot = rng.uniform(-rotation, rotation, batch_size)
+        flip = rng.random(batch_size) < 0.5
+        mats = affine_matrix(centre, np.stack([side, side], 1), rot, (S, S), flip=flip)
+        src = images[idx] if isinstance(images, np.ndarray) else [images[k] for k in idx]
+        out = {"images": warp_images(src, mats, (S, S)).astype(np.float32) / 255.0}
+        parts = {k: [] for k in ("heat", "joints", "mask", "heat_half", "mask_half")}
+        for k, m, fl in zip(idx, mats, flip):
+            a = anns[k]
+            kp = a["keypoints"][a["iscrowd"] == 0].astype(np.float32)
+            if len(kp):
+                kp = transform_points(kp, np.repeat(m[None], len(kp), 0))
+                kp[..., 2] = np.where(inside_crop(kp, S, S), kp[..., 2], 0)
+                if fl:
+                    kp = kp[:, perm]
+            crowd_only = {"bboxes": a["bboxes"][a["iscrowd"] == 1], "iscrowd": a["iscrowd"][a["iscrowd"] == 1]}
+            crowd = _boxes_in_input(crowd_only, m, S)[0]
+            for suffix, stride in strides.items():
+                hw = S // stride
+                heat, joints = multi_person_targets(kp.reshape(-1, COCO.num_joints, 3), (S, S), (hw, hw),
+                                                    sigma / stride, max_people)  # fmt: skip
+                on = joints[..., 2] > 0  # the cell nearest each joint is exactly 1: the focal loss's positives
+                heat[np.nonzero(on)[1], joints[..., 1][on].astype(int), joints[..., 0][on].astype(int)] = 1.0
+                parts["heat" + suffix].append(np.moveaxis(heat, 0, -1))
+                parts["mask" + suffix].append(_outside_boxes(crowd, hw, stride))
+                if suffix == "":
+                    parts["joints"].append(joints)
+        out.update({k: np.stack(v) for k, v in parts.items() if v})
+        return out
+
+    return batches
+
+
+def _outside_boxes(boxes, hw: int, stride: int) -> np.ndarray:
+    """(hw, hw) float32: 0 at the cells whose centre lies inside one of `boxes` (input pixels), else 1."""
+    centres = (np.arange(hw) + 0.5) * stride - 0.5
+    mask = np.ones((hw, hw), np.float32)
+    for x, y, w, h in np.asarray(boxes).reshape(-1, 4):
+        cols = (centres >= x) & (centres <= x + w)
+        rows = (centres >= y) & (centres <= y + h)
+        mask[np.ix_(rows, cols)] = 0.0
+    return mask
+
+
+def people_grid(num_people: int, num_images: int, seed: int = 0, size: int = SCENE_SIZE) -> dict:
+    """A scene set of `num_images` images, each holding exactly `num_people` (1-16) people: single-person
+    renderings (`synth.render_single`, no truncation) in random cells of a 4×4 grid, the other cells a flat
+    grey. For timing against the number of people (chapters 5 and the head-to-head chapter)."""
+    from posekit import synth
+
+    if not 1 <= int(num_people) <= 16:
+        raise ValueError(f"people_grid: num_people must be in 1..16, got {num_people!r}")
+    tile = size // 4
+    single = synth.render_single(num_images * num_people, seed, tile, truncation=0.0)
+    rng = np.random.default_rng(seed)
+    images = np.full((num_images, size, size, 3), 110, np.uint8)
+    anns = []
+    for i in range(num_images):
+        for k, cell in enumerate(rng.choice(16, num_people, replace=False)):
+            n = i * num_people + k
+            oy, ox = (cell // 4) * tile, (cell % 4) * tile
+            images[i, oy : oy + tile, ox : ox + tile] = single["images"][n]
+            kp = single["keypoints"][n].copy()
+            kp[:, :2] += np.where(kp[:, 2:] > 0, [ox, oy], 0)
+            box = single["bboxes"][n] + np.array([ox, oy, 0, 0])
+            anns.append(cocoio.annotation(i + 1, kp, ann_id=len(anns) + 1, bbox=box, area=single["areas"][n],
+                                          decimals=2))  # fmt: skip
+    ims = [{"id": i + 1, "file_name": f"{i:06d}.png", "width": size, "height": size} for i in range(num_images)]
+    coco = cocoio.dataset(ims, anns, info={"description": f"posekit people grid ({num_people} per image)"})
+    return {"images": images, "coco": coco, "image_ids": [im["id"] for im in ims]}

@@ -60,10 +60,13 @@ def draw_pose(
     style: str = "-",
     show_occluded: bool = True,
     label: str | None = None,
+    colour: str | None = None,
 ):
     """Draw one pose: keypoints (J, 2) or (J, 3) with COCO visibility in the third column.
 
-    Joints with v = 0 are skipped; occluded joints (v = 1) are drawn hollow.
+    Joints with v = 0 are skipped; occluded joints (v = 1) are drawn hollow. Limbs are coloured by side
+    (left, right, centre) unless `colour` is given, which draws the whole person in one colour (telling
+    people apart in a multi-person scene, chapter 5).
 
     Used in the preface and chapters 1, 2, 3, 6 and 7.
     """
@@ -75,15 +78,16 @@ def draw_pose(
     vis = np.asarray(vis)
     for i, j in kset.links:
         if vis[i] > 0 and vis[j] > 0:
-            ax.plot(kpts[[i, j], 0], kpts[[i, j], 1], style, color=side_colour(kset, i, j), lw=lw, alpha=alpha)
+            c = colour or side_colour(kset, i, j)
+            ax.plot(kpts[[i, j], 0], kpts[[i, j], 1], style, color=c, lw=lw, alpha=alpha)
     for i in range(kset.num_joints):
         if vis[i] == 0 or (vis[i] == 1 and not show_occluded):
             continue
-        c = side_colour(kset, i)
+        c = colour or side_colour(kset, i)
         face = c if vis[i] == 2 else "none"
         ax.plot(kpts[i, 0], kpts[i, 1], "o", ms=ms, mfc=face, mec=c, mew=1.2, alpha=alpha)
     if label:
-        ax.plot([], [], style, color=CENTRE, label=label)
+        ax.plot([], [], style, color=colour or CENTRE, label=label)
     return ax
 
 

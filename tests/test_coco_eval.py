@@ -27,7 +27,7 @@ def _empty_results(cg):
     return dt
 
 
-def pycoco(gt, results, sigmas=None, iou_type="keypoints"):
+def pycoco(gt, results, sigmas=None, iou_type="keypoints", area_range=None):
     """pycocotools' numbers and its printed summary lines (inputs are copied: pycocotools edits them)."""
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
@@ -38,6 +38,8 @@ def pycoco(gt, results, sigmas=None, iou_type="keypoints"):
         E = COCOeval(cg, dt, iouType=iou_type)
         if sigmas is not None:
             E.params.kpt_oks_sigmas = np.asarray(sigmas, dtype=float)
+        if area_range is not None:
+            E.params.areaRng[0] = list(area_range)
         E.evaluate()
         E.accumulate()
         E.summarize()
@@ -85,6 +87,21 @@ def test_coco_eval_matches_pycocotools(scenario, seed):
     sigmas = None if J == 17 else np.random.default_rng(seed).uniform(0.025, 0.11, J)
     ref, _ = pycoco(gt, results, sigmas)
     np.testing.assert_allclose(ours(gt, results, sigmas), ref, rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("area_range", [(0, 32**2), (32**2, 64**2), (64**2, 1e10)])
+def test_coco_eval_area_range_matches_pycocotools(area_range):
+    gt, results = random_eval_set(num_images=30, seed=3, crowd_frac=0.1)
+    ref, _ = pycoco(gt, results, area_range=area_range)
+    got = np.array([coco_eval(gt, results, area_range=area_range)[k] for k in STAT_NAMES])
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-9)
+    assert got[0] != ours(gt, results)[0]  # the range changes the number
+
+
+def test_coco_eval_area_range_rejects_bad_ranges():
+    gt, results = random_eval_set(num_images=3, seed=0)
+    with pytest.raises(ValueError, match="area_range"):
+        coco_eval(gt, results, area_range=(10, 5))
 
 
 @pytest.mark.parametrize("seed", [0, 1])

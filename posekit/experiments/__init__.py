@@ -3,6 +3,8 @@
   single_person   chapters 2 and 3: one person per crop, a regression or a heatmap model, PCK@0.1;
                   MODELS, train_named, lr_sweep (on held-out training crops), seed_runs, verdict
   cost            measured training and inference images/s
+  top_down        chapter 4: the person detector and the crop model on multi-person scenes, their diagnostics
+  bottom_up       chapter 5: Associative Embedding / HigherHRNet on whole scenes, perfect maps, grouping errors
 """
 
 from posekit.experiments.single_person import (

@@ -173,10 +173,11 @@ def oracle_poses(dets, scenes: dict, image_ids=None) -> list[dict]:
     return keypoint_results(np.asarray(ids, dtype=object), np.concatenate(kps), np.concatenate(scores))
 
 
-def codec_ceiling(scenes: dict, input_size, sigma: float = 1.0, output_stride: int = 4) -> float:
+def codec_ceiling(scenes: dict, input_size, sigma: float = 1.0, output_stride: int = 4, area_range=None) -> float:
     """Keypoint AP of perfect heatmaps: every true pose cut out of its true box at `input_size` (H, W),
     drawn as Gaussian target maps at 1/`output_stride`, decoded (argmax, quarter-cell shift) and mapped
-    back. What the map grid alone loses at this crop size, whatever the network."""
+    back. What the map grid alone loses at this crop size, whatever the network. area_range: (low, high) to
+    score only the people of that area (`metrics.coco_eval`); chapter 5 compares it by person size."""
     from posekit import codecs
     from posekit.cocoio import keypoint_results
     from posekit.crop import affine_matrix, box_to_center_scale, crop_to_image, transform_points
@@ -199,7 +200,7 @@ def codec_ceiling(scenes: dict, input_size, sigma: float = 1.0, output_stride: i
         ids += [iid] * len(back)
         kps.append(back)
     results = keypoint_results(np.asarray(ids, dtype=object), np.concatenate(kps), np.ones(len(ids)))
-    return float(metrics.coco_eval(scenes["coco"], results)["AP"])
+    return float(metrics.coco_eval(scenes["coco"], results, area_range=area_range)["AP"])
 
 
 def lr_sweep(kind: str, lrs, *, steps: int, train_scenes: int, holdout: int = 256, seed: int = 0, **kwargs) -> dict:

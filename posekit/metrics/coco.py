@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -600,7 +600,8 @@ class CocoEvaluation:
         return RECALL_POINTS.copy(), p[:, valid].mean(1) if valid.any() else np.full(len(RECALL_POINTS), -1.0)
 
 
-def evaluate(gt, results, iou_type: str = "keypoints", sigmas=None, keep_matches: bool = False) -> CocoEvaluation:
+def evaluate(gt, results, iou_type: str = "keypoints", sigmas=None, keep_matches: bool = False,
+             area_range=None) -> CocoEvaluation:  # fmt: skip
     """Run the whole COCO evaluation and keep its arrays (`CocoEvaluation`); `coco_eval` returns the summary.
 
     keep_matches: also keep `matches`, a dict of two tables (dicts of equal-length arrays), for finding
@@ -609,9 +610,16 @@ def evaluate(gt, results, iou_type: str = "keypoints", sigmas=None, keep_matches
     "all"); detections past max_dets of their image are left out, as COCOeval leaves them) and
     "ground_truth" (image_id, category_id, gt_id, ignored, best (highest OKS/IoU of any counted detection),
     found50, found75).
-    Used in chapter 7.
+    area_range: (low, high) replaces the "all" range (as setting COCOeval's params.areaRng[0] does), so "AP"
+    and "AR" count only the people whose area lies in it, e.g. (0, 32**2) for COCO's small people.
+    Used in chapters 5 and 7.
     """
     params = check_iou_type(iou_type)
+    if area_range is not None:
+        lo, hi = (float(v) for v in area_range)
+        if not 0 <= lo < hi:
+            raise ValueError(f"area_range: expected (low, high) with 0 <= low < high, found {area_range!r}")
+        params = replace(params, area_ranges=((lo, hi),) + params.area_ranges[1:])
     gt_dict, results = _loaded(gt, "ground-truth file"), _loaded(results, "results file")
     g = _parse_gt(gt_dict, iou_type)
     J = _num_joints(gt_dict, results, g) if iou_type == "keypoints" else 0
@@ -706,13 +714,13 @@ def _take_gt(g: _GroundTruth, rows) -> _GroundTruth:
                         None if g.keypoints is None else g.keypoints[rows])  # fmt: skip
 
 
-def coco_eval(gt, results, sigmas=None, verbose: bool = False, iou_type: str = "keypoints") -> dict:
+def coco_eval(gt, results, sigmas=None, verbose: bool = False, iou_type: str = "keypoints", area_range=None) -> dict:
     """COCO AP/AR, identical to pycocotools' COCOeval(iouType=iou_type) -> {name: value}. Used in chapters 3 and 7.
 
     gt: a COCO dict or a JSON path; results: a list of {image_id, category_id, keypoints (3J) | bbox, score}
     or a JSON path. iou_type "keypoints": the ten numbers AP AP50 AP75 APm APl AR AR50 AR75 ARm ARl
     (`STAT_NAMES`); "bbox": the twelve AP AP50 AP75 APs APm APl AR1 AR10 AR100 ARs ARm ARl (`BOX_STAT_NAMES`).
-    sigmas (J,): OKS sigmas, None for COCO's 17 (only when J == 17).
+    sigmas (J,): OKS sigmas, None for COCO's 17 (only when J == 17). area_range: see `evaluate`.
 
     Follows pycocotools exactly: crowd GT (and, for keypoints, GT with num_keypoints == 0) is ignored; the
     area ranges; the max_dets best-scored detections per image (stable sort); greedy matching per threshold
@@ -724,7 +732,7 @@ def coco_eval(gt, results, sigmas=None, verbose: bool = False, iou_type: str = "
     Raises ValueError on a wrong keypoint count, NaN/inf coordinates or scores, result image ids missing from
     the GT, negative areas, a malformed JSON file (naming the file and the position).
     """
-    ev = evaluate(gt, results, iou_type, sigmas)
+    ev = evaluate(gt, results, iou_type, sigmas, area_range=area_range)
     if verbose:
         print(format_summary(ev.stats, iou_type))
     return ev.stats

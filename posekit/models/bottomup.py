@@ -12,6 +12,9 @@ people share one map, so a softmax over the cells does not fit.
 
 from __future__ import annotations
 
+import math
+
+import jax.numpy as jnp
 from flax import nnx
 
 from posekit.models.hrnet import VARIANTS as HRNET_VARIANTS
@@ -27,11 +30,14 @@ class AssociativeEmbedding(nnx.Module):
     """(B, H, W, 3) → `PoseOutput(heatmaps (B, H/4, W/4, J), tags (B, H/4, W/4, J·D)[, heatmaps_half])`.
 
     Build with `AssociativeEmbedding("lite", higher=True, rngs=nnx.Rngs(0))`: `higher` adds HigherHRNet's
-    stride-2 heatmaps (`heatmaps_half`, (B, H/2, W/2, J)); `tag_dim` is D (1 in both papers). Used in chapter 5.
+    stride-2 heatmaps (`heatmaps_half`, (B, H/2, W/2, J)); `tag_dim` is D (1 in both papers). `heatmap_prior`:
+    for maps trained through a sigmoid (a focal loss), the heatmap biases start at sigmoid⁻¹(prior), as
+    CenterNet starts its centre map at 0.1, so that training does not begin with every cell a joint. The
+    maps are then logits, not Gaussian values; `posekit.bottomup` reads them accordingly. Used in chapter 5.
     """
 
-    def __init__(self, variant: str = "lite", num_joints: int = 17, higher: bool = False, tag_dim: int = 1, *,
-                 rngs: nnx.Rngs):  # fmt: skip
+    def __init__(self, variant: str = "lite", num_joints: int = 17, higher: bool = False, tag_dim: int = 1,
+                 heatmap_prior: float | None = None, *, rngs: nnx.Rngs):  # fmt: skip
         if variant not in VARIANTS:
             raise ValueError(f"AssociativeEmbedding: variant must be one of {list(VARIANTS)}, got {variant!r}")
         cfg = VARIANTS[variant]
@@ -43,6 +49,17 @@ class AssociativeEmbedding(nnx.Module):
             self.up = Upsample(width + num_joints * (1 + tag_dim), width, "pixelshuffle", rngs=rngs)
             self.refine = nnx.List([BasicBlock(width, width, rngs=rngs) for _ in range(cfg["refine_blocks"])])
             self.final_half = conv(width, num_joints, 1, bias=True, rngs=rngs)
+        # the heatmap outputs start near zero (std 0.001, as HRNet's and HigherHRNet's code initializes them): at
+        # the default scale the first maps are large, the first losses huge, and training stalls on flat maps.
+        # The tag outputs keep the default scale: equal tags are a saddle point of the push loss (zero gradient)
+        for f in [self.hrnet.final] + ([self.final_half] if higher else []):
+            k = f.kernel[...]
+            f.kernel[...] = k.at[..., :num_joints].set(k[..., :num_joints] * (0.001 / float(jnp.std(k))))
+        if heatmap_prior is not None:  # maps read through a sigmoid start at this probability (CenterNet: 0.1)
+            logit = math.log(heatmap_prior / (1 - heatmap_prior))
+            finals = [self.hrnet.final] + ([self.final_half] if higher else [])
+            for f in finals:
+                f.bias[...] = f.bias[...].at[:num_joints].set(logit)
 
     def __call__(self, x, train: bool = False) -> PoseOutput:
         import jax.numpy as jnp

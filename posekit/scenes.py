@@ -84,6 +84,12 @@ def people(scenes: dict, include_crowd: bool = True) -> list[dict]:
     return [cocoio.annotation_arrays(scenes["coco"], i, include_crowd=include_crowd) for i in scenes["image_ids"]]
 
 
+def fingerprint(scenes: dict) -> list:
+    """What identifies a scene set in a run's config (a run scored on other scenes is another run): the number
+    of images and the sum of the annotations' areas."""
+    return [len(scenes["image_ids"]), sum(a["area"] for a in scenes["coco"]["annotations"])]
+
+
 def select(scenes: dict, index) -> dict:
     """The scene set restricted to the images at positions `index` (ground truth kept for those only)."""
     index = list(np.asarray(index).reshape(-1))
@@ -143,8 +149,7 @@ def detector_batches(scenes: dict, input_size: int, batch_size: int, seed: int, 
 
     anns = people(scenes, include_crowd=True)
     images = scenes["images"]
-    sizes = np.array([[im.shape[1], im.shape[0]] for im in images]) if not isinstance(images, np.ndarray) else \
-        np.tile([images.shape[2], images.shape[1]], (len(images), 1))  # fmt: skip
+    sizes = _image_sizes(images)
     S = int(input_size)
 
     def batches(step):
@@ -164,6 +169,13 @@ def detector_batches(scenes: dict, input_size: int, batch_size: int, seed: int, 
         return {"images": x, **{n: np.stack([t[i] for t in targets]) for i, n in enumerate(names)}}
 
     return batches
+
+
+def _image_sizes(images) -> np.ndarray:
+    """(N, 2) [W, H] of an image array or of a list of differently sized images."""
+    if isinstance(images, np.ndarray):
+        return np.tile([images.shape[2], images.shape[1]], (len(images), 1))
+    return np.array([[im.shape[1], im.shape[0]] for im in images])
 
 
 def _boxes_in_input(ann: dict, mat, S: int):
@@ -196,8 +208,7 @@ def bottomup_batches(scenes: dict, input_size: int, batch_size: int, seed: int, 
     S = int(input_size)
     anns = people(scenes, include_crowd=True)
     images = scenes["images"]
-    sizes = np.array([[im.shape[1], im.shape[0]] for im in images]) if not isinstance(images, np.ndarray) else \
-        np.tile([images.shape[2], images.shape[1]], (len(images), 1))  # fmt: skip
+    sizes = _image_sizes(images)
     strides = {"": output_stride, "_half": output_stride // 2} if higher else {"": output_stride}
     perm = COCO.flip_permutation()
 

@@ -18,14 +18,10 @@ from posekit import metrics
 from posekit.bottomup import TAG_WEIGHT, bottom_up, bottomup_loss
 from posekit.checkpoint import run_dir
 from posekit.models.bottomup import AssociativeEmbedding
-from posekit.scenes import bottomup_batches, people, training_scenes
+from posekit.scenes import bottomup_batches, fingerprint, people, training_scenes
 from posekit.train import fit
 
 SIZE_RANGES = {"small": (0, 32**2), "medium": (32**2, 96**2), "large": (96**2, 1e10)}  # COCO's area ranges
-
-
-def _val_key(val: dict) -> list:
-    return [len(val["image_ids"]), sum(a["area"] for a in val["coco"]["annotations"])]
 
 
 def _pair(weight) -> list[float]:
@@ -49,7 +45,7 @@ def train_bottom_up(*, steps: int, train_scenes: int, higher: bool = True, varia
                input_size=input_size, sigma=sigma, heatmap_loss=heatmap_loss, lr=lr, batch_size=batch_size,
                seed=seed, tag_weight=_pair(TAG_WEIGHT[heatmap_loss] if tag_weight is None else tag_weight))  # fmt: skip
     if val is not None:
-        cfg["val"] = _val_key(val)
+        cfg["val"] = fingerprint(val)
     prior = 0.1 if heatmap_loss == "focal" else None  # CenterNet's start for sigmoid maps
     model = AssociativeEmbedding(variant, higher=higher, heatmap_prior=prior, rngs=nnx.Rngs(seed))
     data = training_scenes(train_scenes, seed)

@@ -22,15 +22,10 @@ from posekit.detection import detection_loss
 from posekit.experiments.single_person import pose_loss_fn
 from posekit.models import HRNet, SimpleBaseline
 from posekit.models.centernet import CenterNet
-from posekit.scenes import crop_batches, detector_batches, people, training_scenes
+from posekit.scenes import crop_batches, detector_batches, fingerprint, people, training_scenes
 from posekit.train import fit
 
 CROP_MODELS = {"simplebaseline": (SimpleBaseline, "tiny"), "hrnet": (HRNet, "lite")}
-
-
-def _val_key(val: dict) -> list:
-    """What identifies a validation scene set in a run's config (so a run scored on other scenes is another)."""
-    return [len(val["image_ids"]), sum(a["area"] for a in val["coco"]["annotations"])]
 
 
 def train_detector(*, steps: int, train_scenes: int, seed: int = 0, variant: str = "tiny", input_size: int = 128,
@@ -45,7 +40,7 @@ def train_detector(*, steps: int, train_scenes: int, seed: int = 0, variant: str
     cfg = dict(model="centernet", variant=variant, steps=steps, train_scenes=train_scenes, seed=seed,
                input_size=input_size, lr=lr, batch_size=batch_size)  # fmt: skip
     if val is not None:
-        cfg["val"] = _val_key(val)
+        cfg["val"] = fingerprint(val)
     model = CenterNet(variant, rngs=nnx.Rngs(seed))
     data = training_scenes(train_scenes, seed)
 
@@ -80,7 +75,7 @@ def train_crop_model(name: str = "simplebaseline", variant: str | None = None, *
     cfg = dict(model=f"{name}-crops", variant=variant, steps=steps, train_scenes=train_scenes, seed=seed,
                input_size=[h, w], sigma=sigma, lr=lr, batch_size=batch_size)  # fmt: skip
     if val is not None:
-        cfg["val"] = _val_key(val)
+        cfg["val"] = fingerprint(val)
     model = model_class(variant, heatmap_kind="logits", rngs=nnx.Rngs(seed))
     data = training_scenes(train_scenes, seed)
 

@@ -26,7 +26,7 @@ Evaluation and the book
   metrics/     person metrics (PCP, PCPm, PCK, PCKh, PDJ), OKS, the COCO evaluator (keypoints, boxes)
   viz          plotting helpers
   book         chapter plumbing: profiles, seeds, caches, recorded results
-  cli          the `posekit` command (synth, eval)
+  cli          the `posekit` command (synth, predict, eval); predict: a trained run on a folder of images
   io           atomic file writes
 """
 

@@ -38,11 +38,32 @@ def config_hash(config: dict) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:10]
 
 
-def run_dir(name: str, config: dict) -> Path:
-    """Checkpoint folder of a run: `posekit.cache_dir("runs", f"{name}-{config_hash(config)}")`."""
-    from posekit.book import cache_dir
+RUN_INFO = "run.json"
 
-    return cache_dir("runs", f"{name}-{config_hash({**config, '_format': RUN_FORMAT})}")
+
+def run_dir(name: str, config: dict) -> Path:
+    """Checkpoint folder of a run: `posekit.cache_dir("runs", f"{name}-{config_hash(config)}")`.
+
+    The folder also holds `run.json` ({"name", "config", "format"}), written once, so that a finished run can be
+    rebuilt from its folder alone (`read_run`; `posekit predict --run`).
+    """
+    from posekit.book import cache_dir
+    from posekit.io import atomic_write_json
+
+    path = cache_dir("runs", f"{name}-{config_hash({**config, '_format': RUN_FORMAT})}")
+    if not (path / RUN_INFO).exists():
+        atomic_write_json(path / RUN_INFO, {"name": name, "config": config, "format": RUN_FORMAT}, default=str)
+    return path
+
+
+def read_run(path) -> dict:
+    """A run folder's `run.json` ({"name", "config", "format"}), with a clear error when the folder is not a run."""
+    info = Path(path) / RUN_INFO
+    if not Path(path).is_dir():
+        raise FileNotFoundError(f"{path}: no such run folder")
+    if not info.exists():
+        raise ValueError(f"{path}: not a run folder of this version of posekit (no {RUN_INFO}; rerun its chapter)")
+    return json.loads(info.read_text())
 
 
 def _flat(pure: dict) -> dict:

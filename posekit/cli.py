@@ -1,6 +1,8 @@
-"""The `posekit` command: `posekit synth ...` renders a dataset, `posekit eval ...` scores a results file.
+"""The `posekit` command: `synth` renders a dataset, `predict` runs a trained pipeline, `eval` scores results.
 
     posekit synth --out data/val --kind scene --num-images 500 --seed 1
+    posekit predict --images data/val/images --run bottomup-1a2b3c4d5e --out results.json [--draw drawn/]
+    posekit predict --images DIR --run topdown-pose-... --detector-run detector-... --out results.json
     posekit eval data/val/annotations.json results.json [--iou-type bbox] [--sigmas ...] [--per-image out.csv]
 
 Bad input (a missing or malformed file, a wrong argument) is one line on stderr naming what was wrong and
@@ -72,10 +74,71 @@ def _add_eval(sub) -> None:
     p.set_defaults(func=_eval)
 
 
+def _run_folder(name: str | None, path: str | None, what: str):
+    """A run folder from --run NAME (in the cache's runs/) or --checkpoint PATH; None when neither is given."""
+    from pathlib import Path
+
+    from posekit.book import cache_dir
+
+    if name is not None and path is not None:
+        raise ValueError(f"give either --{what}run or --{what}checkpoint, not both")
+    if path is not None:
+        if not Path(path).exists():
+            raise FileNotFoundError(f"--{what}checkpoint {path}: no such file or folder")
+        return Path(path)
+    if name is None:
+        return None
+    folder = cache_dir("runs") / name
+    if not folder.is_dir():
+        runs = sorted(p.name for p in cache_dir("runs").iterdir() if p.is_dir())
+        hint = f"; runs here: {', '.join(runs[:8])}{' ...' if len(runs) > 8 else ''}" if runs else "; no runs yet"
+        raise FileNotFoundError(f"--{what}run {name}: no such run in {cache_dir('runs')}{hint}")
+    return folder
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from posekit import predict
+    from posekit.io import atomic_write_json
+
+    pose = _run_folder(args.run, args.checkpoint, "")
+    if pose is None:
+        raise ValueError("give the trained model: --run NAME (a run of the cache) or --checkpoint PATH")
+    detector = _run_folder(args.detector_run, args.detector_checkpoint, "detector-")
+    results, images, ids, names = predict.predict_folder(args.images, pose, detector=detector, coco=args.coco,
+                                                         batch=args.batch_size, progress=not args.quiet)  # fmt: skip
+    atomic_write_json(args.out, results)
+    print(f"{len(results)} poses in {len(images)} images -> {args.out}")
+    if args.draw is not None:
+        n = predict.draw_results(args.draw, images, ids, names, results)
+        print(f"{n} drawn images -> {args.draw}")
+    return 0
+
+
+def _add_predict(sub) -> None:
+    p = sub.add_parser(
+        "predict",
+        help="run a trained top-down or bottom-up pipeline on a folder of images",
+        description="Run a trained multi-person pipeline (a run of chapter 4 or 5) on a folder of images or on "
+        "the images a COCO file lists; writes a COCO keypoint results JSON that `posekit eval` reads.",
+    )
+    p.add_argument("--images", required=True, help="folder of images (.png, .jpg)")
+    p.add_argument("--coco", default=None, help="a COCO JSON whose images (file names, ids) to run on")
+    p.add_argument("--run", default=None, help="a run folder name under the cache's runs/ (e.g. bottomup-1a2b3c4d5e)")
+    p.add_argument("--checkpoint", default=None, help="a run folder or its checkpoint.msgpack")
+    p.add_argument("--detector-run", default=None, help="top-down: the person detector's run (detector-...)")
+    p.add_argument("--detector-checkpoint", default=None, help="top-down: the detector's run folder or checkpoint")
+    p.add_argument("--out", required=True, help="results JSON to write (atomically)")
+    p.add_argument("--draw", default=None, metavar="DIR", help="also write each image with its skeletons to DIR")
+    p.add_argument("--batch-size", type=int, default=16, help="images per network call")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_predict)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="posekit", description="Tools of the 2D Human Pose Estimation book.")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_synth(sub)
+    _add_predict(sub)
     _add_eval(sub)
     return parser
 

@@ -1,0 +1,161 @@
+"""Run a trained multi-person pipeline on a reader's own images: what `posekit predict` does.
+
+    pipe = load_pipeline("runs/bottomup-1a2b3c4d5e")                       # a bottom-up run folder
+    pipe = load_pipeline(pose_run, detector="runs/detector-...")           # top-down: a crop model + a detector
+    images, ids, names = read_images("photos/")                            # or read_images(dir, coco="val.json")
+    results = pipe(images, ids)                                            # a COCO keypoint results list
+
+A run folder is what the chapters' recipes write (`posekit.checkpoint.run_dir`): `checkpoint.msgpack` and
+`run.json`, whose config says which model was trained and how (input size, variant, loss). Bottom-up runs
+(chapter 5's `associative-embedding`) need nothing else; top-down pose runs (chapter 4's `simplebaseline-crops`
+and `hrnet-crops`) need a person detector run (`centernet`) for the boxes. The results are the chapters' own
+pipelines' (`posekit.bottomup.bottom_up`, `posekit.topdown.top_down`, flip test on), so `posekit eval` on a
+folder of the validation scenes gives the chapters' AP.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+POSE_MODELS = ("associative-embedding", "simplebaseline-crops", "hrnet-crops")
+
+
+def _model_of(folder) -> tuple[str, dict, object]:
+    """(kind, config, model with the run's weights) of a run folder or of a checkpoint file inside one."""
+    from flax import nnx
+
+    from posekit.checkpoint import CKPT_NAME, load_run, read_run
+
+    folder = Path(folder)
+    if folder.is_file():
+        folder = folder.parent
+    if not (folder / CKPT_NAME).exists():
+        raise FileNotFoundError(f"{folder}: no checkpoint ({CKPT_NAME}) in this run folder")
+    cfg = read_run(folder)["config"]
+    kind = cfg.get("model")
+    if kind == "associative-embedding":
+        from posekit.models.bottomup import AssociativeEmbedding
+
+        prior = 0.1 if cfg.get("heatmap_loss", "focal") == "focal" else None
+        model = AssociativeEmbedding(cfg["variant"], higher=cfg["higher"], heatmap_prior=prior, rngs=nnx.Rngs(0))
+    elif kind in ("simplebaseline-crops", "hrnet-crops"):
+        from posekit.experiments.top_down import CROP_MODELS
+
+        model = CROP_MODELS[kind.removesuffix("-crops")][0](cfg["variant"], heatmap_kind="logits", rngs=nnx.Rngs(0))
+    elif kind == "centernet":
+        from posekit.models.centernet import CenterNet
+
+        model = CenterNet(cfg["variant"], rngs=nnx.Rngs(0))
+    else:
+        raise ValueError(f"{folder}: a {kind!r} run; predict runs {', '.join(POSE_MODELS)} (and centernet boxes)")
+    try:
+        load_run(model, folder)
+    except ValueError as e:
+        raise ValueError(f"{folder}: the checkpoint does not fit a {kind} model of its config ({e})") from None
+    return kind, cfg, model
+
+
+def load_pipeline(pose_run, detector=None, *, flip_test: bool = True):
+    """A function (images, image_ids) → COCO keypoint results, from a run folder (or its checkpoint file).
+
+    pose_run: a bottom-up run, or a top-down crop-model run together with `detector` (a `centernet` run).
+    """
+    kind, cfg, model = _model_of(pose_run)
+    if kind == "centernet":
+        raise ValueError(f"{pose_run}: a person detector's run; give it as the detector and a pose run as the model")
+    if kind == "associative-embedding":
+        if detector is not None:
+            raise ValueError(f"{pose_run}: a bottom-up run needs no detector (got {detector})")
+        from posekit.bottomup import bottom_up
+
+        def run(images, image_ids):
+            return bottom_up(images, model, input_size=cfg["input_size"], heatmap_loss=cfg["heatmap_loss"],
+                             image_ids=image_ids, flip_test=flip_test)  # fmt: skip
+
+        return run
+    if detector is None:
+        raise ValueError(f"{pose_run}: a top-down ({kind}) run needs a person detector run (--detector-run)")
+    det_kind, det_cfg, det = _model_of(detector)
+    if det_kind != "centernet":
+        raise ValueError(f"{detector}: a {det_kind!r} run, not a person detector (centernet)")
+    from posekit.topdown import top_down
+
+    def run(images, image_ids):
+        return top_down(images, model, detector=det, det_input=det_cfg["input_size"], image_ids=image_ids,
+                        input_size=tuple(cfg["input_size"]), sigma=cfg["sigma"], flip_test=flip_test)  # fmt: skip
+
+    return run
+
+
+def read_images(image_dir, coco=None) -> tuple[list, list, list]:
+    """(images as RGB uint8 arrays, image ids, file names) of a folder, or of the images a COCO file lists.
+
+    Without `coco`, every .png/.jpg/.jpeg/.bmp file of the folder in name order, with ids 1, 2, ...
+    """
+    from PIL import Image
+
+    image_dir = Path(image_dir)
+    if not image_dir.is_dir():
+        raise FileNotFoundError(f"{image_dir}: no such image folder")
+    if coco is not None:
+        from posekit import cocoio
+
+        gt = cocoio.load_coco(coco)
+        names = [im["file_name"] for im in gt["images"]]
+        ids = [im["id"] for im in gt["images"]]
+    else:
+        names = sorted(p.name for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        ids = list(range(1, len(names) + 1))
+    if not names:
+        raise ValueError(f"{image_dir}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
+    images = []
+    for name in names:
+        path = image_dir / name
+        try:
+            with Image.open(path) as im:
+                images.append(np.asarray(im.convert("RGB")))
+        except (OSError, ValueError) as e:
+            raise ValueError(f"{path}: not a readable image ({e})") from None
+    return images, ids, names
+
+
+def predict_folder(image_dir, pose_run, *, detector=None, coco=None, batch: int = 16, progress: bool = True):
+    """Results (a COCO keypoint results list) of a pipeline over a folder, `batch` images at a time, with a
+    progress bar; also returns the images, ids and file names (for drawing)."""
+    from tqdm import tqdm
+
+    pipe = load_pipeline(pose_run, detector)
+    images, ids, names = read_images(image_dir, coco)
+    results = []
+    for i in tqdm(range(0, len(images), batch), desc="predict", unit="batch", disable=not progress):
+        results += pipe(images[i : i + batch], ids[i : i + batch])
+    return results, images, ids, names
+
+
+def draw_results(out_dir, images, ids, names, results, min_score: float = 0.1) -> int:
+    """Write each image with its predicted skeletons (score ≥ `min_score`) to `out_dir` as PNG; returns the count."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from posekit import viz
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    by_image: dict = {}
+    for r in results:
+        if r["score"] >= min_score:
+            by_image.setdefault(r["image_id"], []).append(np.reshape(r["keypoints"], (-1, 3)))
+    for image, iid, name in zip(images, ids, names):
+        fig, ax = plt.subplots(figsize=(image.shape[1] / 64, image.shape[0] / 64), dpi=64)
+        viz.show_image(ax, image)
+        for kp in by_image.get(iid, []):
+            viz.draw_pose(ax, np.where(kp[:, 2:] > 0, kp, 0), lw=1.2, ms=2)
+        fig.subplots_adjust(0, 0, 1, 1)
+        fig.savefig(out_dir / (Path(name).stem + ".png"))
+        plt.close(fig)
+    return len(images)

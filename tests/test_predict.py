@@ -1,0 +1,104 @@
+"""`posekit predict`: a trained run (rebuilt from its folder) on a folder of images, then `posekit eval`."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from posekit import metrics, scenes
+from posekit.cli import main
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """A scene folder written by `posekit synth` and three tiny runs (bottom-up, detector, crop model)."""
+    root = tmp_path_factory.mktemp("predict")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("POSEKIT_CACHE", str(root / "cache"))
+    from posekit.experiments.bottom_up import train_bottom_up
+    from posekit.experiments.top_down import train_crop_model, train_detector
+
+    assert main(["synth", "--out", str(root / "val"), "--kind", "scene", "--num-images", "4", "--seed", "5",
+                 "--quiet"]) == 0  # fmt: skip
+    small = dict(steps=2, train_scenes=8, progress=False)
+    train_bottom_up(input_size=64, batch_size=2, **small)
+    train_detector(input_size=64, batch_size=2, **small)
+    train_crop_model("simplebaseline", input_size=(32, 24), batch_size=2, **small)
+    runs = {p.name.split("-")[0]: p.name for p in (root / "cache" / "runs").iterdir()}
+    yield root, runs
+    mp.undo()
+
+
+def _args(root, *extra):
+    return ["predict", "--images", str(root / "val" / "images"), "--quiet", *extra]
+
+
+def test_bottom_up_run_predicts_a_folder_and_eval_reads_it(setup, capsys):
+    from posekit import predict
+    from posekit.bottomup import bottom_up
+
+    root, runs = setup
+    out = root / "bu.json"
+    assert main(_args(root, "--coco", str(root / "val" / "annotations.json"), "--run", runs["bottomup"], "--out",
+                      str(out), "--draw", str(root / "drawn"))) == 0  # fmt: skip
+    results = json.loads(out.read_text())
+    assert all(len(r["keypoints"]) == 51 for r in results)
+    assert sorted(p.name for p in (root / "drawn").iterdir()) == [f"{i:06d}.png" for i in range(4)]
+    # the same numbers as the chapter's pipeline run directly on the same scenes
+    folder = scenes.load_folder(root / "val" / "annotations.json", root / "val" / "images")
+    _, _, model = predict._model_of(root / "cache" / "runs" / runs["bottomup"])
+    direct = bottom_up(folder["images"], model, input_size=64, image_ids=folder["image_ids"])
+    assert metrics.coco_eval(folder["coco"], results) == metrics.coco_eval(folder["coco"], direct)
+    capsys.readouterr()
+    assert main(["eval", str(root / "val" / "annotations.json"), str(out)]) == 0
+    assert "Average Precision" in capsys.readouterr().out
+
+
+def test_top_down_run_needs_and_uses_a_detector(setup, capsys):
+    root, runs = setup
+    out = root / "td.json"
+    assert main(_args(root, "--run", runs["topdown"], "--detector-run", runs["detector"], "--out", str(out))) == 0
+    results = json.loads(out.read_text())
+    assert {r["image_id"] for r in results} <= {1, 2, 3, 4}
+    assert main(_args(root, "--run", runs["topdown"], "--out", str(out))) == 2
+    assert "needs a person detector run" in capsys.readouterr().err
+
+
+def test_predict_errors_name_what_is_wrong(setup, tmp_path, capsys):
+    root, runs = setup
+    out = str(tmp_path / "r.json")
+    cases = [
+        (_args(root, "--run", "bottomup-nonexistent", "--out", out), "no such run"),
+        (_args(root, "--run", runs["detector"], "--out", out), "person detector's run"),
+        (_args(root, "--checkpoint", str(tmp_path / "missing.msgpack"), "--out", out), "no such file"),
+        (_args(root, "--out", out), "--run NAME"),
+        (["predict", "--images", str(tmp_path), "--run", runs["bottomup"], "--out", out, "--quiet"], "no images"),
+    ]
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        assert message in capsys.readouterr().err
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    assert main(["predict", "--images", str(tmp_path), "--run", runs["bottomup"], "--out", out, "--quiet"]) == 2
+    assert "broken.png: not a readable image" in capsys.readouterr().err
+    # a run folder whose checkpoint belongs to another model
+    import shutil
+
+    fake = root / "cache" / "runs" / "bottomup-fake"
+    shutil.copytree(root / "cache" / "runs" / runs["bottomup"], fake)
+    shutil.copy(root / "cache" / "runs" / runs["detector"] / "checkpoint.msgpack", fake / "checkpoint.msgpack")
+    assert main(_args(root, "--run", "bottomup-fake", "--out", out)) == 2
+    assert "does not fit" in capsys.readouterr().err
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_run_folders_describe_their_run(setup):
+    from posekit.checkpoint import read_run
+
+    root, runs = setup
+    info = read_run(root / "cache" / "runs" / runs["bottomup"])
+    assert info["config"]["model"] == "associative-embedding" and info["name"] == "bottomup"
+    with pytest.raises(ValueError, match="not a run folder"):
+        read_run(root)
+    assert np.isfinite(info["config"]["lr"])

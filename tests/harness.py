@@ -21,7 +21,7 @@ CHAPTERS_DIR = ROOT / "chapters"
 EXPECTED_DIR = ROOT / "tests" / "expected"
 QUICK_BUDGET_S = 90.0  # a single-person chapter's quick profile on 2 cores
 MULTI_PERSON_BUDGET_S = 120.0  # a multi-person chapter's (they train a detector or a bottom-up model too)
-MULTI_PERSON = ("04_top_down", "05_bottom_up")
+MULTI_PERSON = ("04_top_down", "05_bottom_up", "05b_top_down_vs_bottom_up")
 
 
 def quick_budget(stem: str) -> float:

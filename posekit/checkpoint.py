@@ -56,6 +56,22 @@ def run_dir(name: str, config: dict) -> Path:
     return path
 
 
+def find_runs(name: str, **config) -> list[Path]:
+    """The finished run folders of `name` (e.g. "bottomup") whose config holds every given key with the given
+    value (lists and tuples compare alike), newest first. For handing a chapter's run to `posekit predict`."""
+    from posekit.book import cache_dir
+
+    want = json.loads(json.dumps(config, default=str))
+    found = []
+    for folder in cache_dir("runs").glob(f"{name}-*"):
+        if not (folder / RUN_INFO).exists() or not (folder / CKPT_NAME).exists():
+            continue
+        cfg = read_run(folder)["config"]
+        if all(cfg.get(k) == v for k, v in want.items()):
+            found.append(folder)
+    return sorted(found, key=lambda p: (p / CKPT_NAME).stat().st_mtime, reverse=True)
+
+
 def read_run(path) -> dict:
     """A run folder's `run.json` ({"name", "config", "format"}), with a clear error when the folder is not a run."""
     info = Path(path) / RUN_INFO

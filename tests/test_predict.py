@@ -110,13 +110,18 @@ def test_predict_errors_name_what_is_wrong(setup, tmp_path, capsys):
     shutil.copy(root / "cache" / "runs" / runs["detector"] / "checkpoint.msgpack", fake / "checkpoint.msgpack")
     assert main(_args(root, "--run", "bottomup-fake", "--out", out)) == 2
     assert "does not fit" in capsys.readouterr().err
+    shutil.rmtree(fake)
     assert not (tmp_path / "r.json").exists()
 
 
-def test_run_folders_describe_their_run(setup):
-    from posekit.checkpoint import read_run
+def test_run_folders_describe_their_run(setup, monkeypatch):
+    from posekit.checkpoint import find_runs, read_run
 
     root, runs = setup
+    monkeypatch.setenv("POSEKIT_CACHE", str(root / "cache"))
+    assert [p.name for p in find_runs("bottomup", input_size=64, steps=2)] == [runs["bottomup"]]
+    assert [p.name for p in find_runs("topdown-pose", input_size=(32, 24))] == [runs["topdown"]]
+    assert find_runs("bottomup", steps=3) == [] and find_runs("nothing") == []
     info = read_run(root / "cache" / "runs" / runs["bottomup"])
     assert info["config"]["model"] == "associative-embedding" and info["name"] == "bottomup"
     with pytest.raises(ValueError, match="not a run folder"):

@@ -11,7 +11,7 @@ JB_FLAGS := --config book/_config.yml --toc book/_toc.yml --path-output book -W 
 export JAX_PLATFORMS ?= cpu
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: book test lint chapter expected reproduce clean-book benchmarks help chromium
+.PHONY: book test lint chapter expected reproduce clean-book benchmarks help chromium assignments grade
 
 help:
 	@echo "make book        build the book (executes every chapter, standard profile) -> book/_build/html/index.html"
@@ -20,11 +20,13 @@ help:
 	@echo "make expected PROFILE=quick   re-run the chapters and store their numbers as the expected values"
 	@echo "make reproduce   after make book: compare its recorded numbers with tests/expected (standard profile)"
 	@echo "make benchmarks  run every benchmark script (quick settings)"
+	@echo "make assignments write student notebooks + autograders to assignments/ (hand out assignments/student/)"
+	@echo "make grade SUBMISSIONS=dir   grade returned notebooks -> scores.csv (student, assignment, question, score)"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[book,test]"
+	$(BIN)/python -m pip install -q -e ".[book,test,teach]"
 	touch $(STAMP)
 
 # MathJax comes from the npm registry at build time (never from a CDN, never committed).
@@ -67,3 +69,11 @@ reproduce: $(STAMP)
 
 benchmarks: $(STAMP)
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b --quick || exit 1; done
+
+# Coursework (the preface's "For teachers"): student notebooks and otter-grader autograders from the chapters.
+assignments: $(STAMP)
+	$(BIN)/posekit assign --out assignments
+
+SUBMISSIONS ?= submissions
+grade: $(STAMP)
+	$(BIN)/posekit grade $(SUBMISSIONS) --autograders assignments/autograder --out scores.csv

@@ -4,6 +4,8 @@
     posekit predict --images data/val/images --run bottomup-1a2b3c4d5e --out results.json [--draw drawn/]
     posekit predict --images DIR --run topdown-pose-... --detector-run detector-... --out results.json
     posekit eval data/val/annotations.json results.json [--iou-type bbox] [--sigmas ...] [--per-image out.csv]
+    posekit assign --out assignments [chapters/06_metrics_parts_and_keypoints.ipynb ...]   (needs the teach extra)
+    posekit grade submissions/ --autograders assignments/autograder --out scores.csv [--jobs 2]
 
 Bad input (a missing or malformed file, a wrong argument) is one line on stderr naming what was wrong and
 exit code 2; no traceback.
@@ -134,12 +136,64 @@ def _add_predict(sub) -> None:
     p.set_defaults(func=_predict)
 
 
+def _assign(args: argparse.Namespace) -> int:
+    from posekit import coursework
+
+    chapters = args.chapters or coursework.chapters_with_exercises(args.chapter_dir)
+    made = coursework.assign(chapters, args.out, quiet=args.quiet)
+    if not args.quiet:
+        n = sum(len(d["questions"]) for d in made.values())
+        print(f"{len(made)} chapters, {n} questions: hand out {args.out}/student/, keep {args.out}/autograder/")
+    return 0
+
+
+def _add_assign(sub) -> None:
+    p = sub.add_parser(
+        "assign",
+        help="write student notebooks and otter-grader autograders from the chapters' coding exercises",
+        description="For each chapter with coding exercises: OUT/student/<chapter>.ipynb (solutions removed, public "
+        "tests), OUT/solutions/<chapter>.ipynb and OUT/autograder/<chapter>.zip (hidden tests). Needs otter-grader "
+        '(pip install -e ".[teach]").',
+    )
+    p.add_argument("chapters", nargs="*", help="chapter notebooks (default: every chapter with coding exercises)")
+    p.add_argument("--out", default="assignments", help="output folder, replaced when all is written")
+    p.add_argument("--chapter-dir", default="chapters", help="where to look for chapters when none are given")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_assign)
+
+
+def _grade(args: argparse.Namespace) -> int:
+    from posekit import coursework
+
+    coursework.grade(args.submissions, args.autograders, args.out, jobs=args.jobs, quiet=args.quiet)
+    if not args.quiet:
+        print(f"wrote {args.out}")
+    return 0
+
+
+def _add_grade(sub) -> None:
+    p = sub.add_parser(
+        "grade",
+        help="grade a folder of returned student notebooks; write a CSV of scores per student and question",
+        description="Grades every .ipynb under SUBMISSIONS (one folder per student, or files named by student) with "
+        "otter run, against the autograder of the chapter each notebook belongs to.",
+    )
+    p.add_argument("submissions", help="folder of returned notebooks")
+    p.add_argument("--autograders", default="assignments/autograder", help="the autograder/ folder of posekit assign")
+    p.add_argument("--out", default="scores.csv", help="CSV to write (atomically)")
+    p.add_argument("--jobs", type=int, default=2, help="notebooks graded at once")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_grade)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="posekit", description="Tools of the 2D Human Pose Estimation book.")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_synth(sub)
     _add_predict(sub)
     _add_eval(sub)
+    _add_assign(sub)
+    _add_grade(sub)
     return parser
 
 

@@ -228,6 +228,15 @@ def prompt_markdown(source: str, ex: Exercise) -> str:
 # ---------------------------------------------------------------------------------------------------------
 
 
+SOLUTION_BLOCK = re.compile(r"^(`{3,})\{solution\}.*?^\1[ \t]*$\n?", re.M | re.S)
+WITHHELD = "*(The solution to this exercise is withheld from the student notebook.)*\n"
+
+
+def withhold_solutions(markdown: str) -> str:
+    """The open exercises' ``{solution}`` blocks of a markdown cell, replaced by a note for the student."""
+    return SOLUTION_BLOCK.sub(WITHHELD, markdown)
+
+
 def _raw(text: str):
     return nbformat.v4.new_raw_cell(text)
 
@@ -243,6 +252,8 @@ def _plain(cell, *tags: str):
         c.metadata.pop("tags", None)
     if c.cell_type == "code":
         c.outputs, c.execution_count = [], None
+    elif c.cell_type == "markdown":
+        c.source = withhold_solutions(c.source)
     return c
 
 
@@ -250,7 +261,8 @@ def master_notebook(nb, name: str, where: str = "notebook"):
     """A chapter in otter-grader's master format (``# ASSIGNMENT CONFIG``, ``# BEGIN QUESTION`` ...).
 
     The chapter's own cells before the exercise setup stay, for the student to read and run, tagged
-    ``otter_ignore`` so that grading runs only the exercises."""
+    ``otter_ignore`` so that grading runs only the exercises; the open exercises' solution dropdowns are
+    withheld."""
     exs = {ex.name: ex for ex in exercises(nb, where)}
     config = (
         "# ASSIGNMENT CONFIG\n"

@@ -9,6 +9,12 @@
   function (the fastest pattern on CPU; graph-mode `nnx.jit` costs ~3 ms per step).
 * Checkpoints (`posekit.checkpoint`) are written every `ckpt_every` steps; `fit` resumes from one, and returns
   a finished run without training.
+* Data parallel over every device (`posekit.parallel`): the model and optimizer state are replicated, each
+  batch is split over a mesh axis "data", and the jitted step is one SPMD program whose gradients XLA sums
+  across devices. One device is a mesh of one: the same code path. A checkpoint holds plain arrays, so a run
+  saved on 4 devices resumes on 1 and the other way round.
+* `compute_dtype=jnp.bfloat16`: mixed precision, the forward and backward pass in bfloat16 on float32
+  parameters (the optimizer updates float32 parameters).
 
 Losses live in `posekit.losses`, prediction in `posekit.inference`, the chapters' recipes in
 `posekit.experiments`.
@@ -28,6 +34,7 @@ import optax
 from flax import nnx
 from tqdm import tqdm
 
+from posekit import parallel
 from posekit.checkpoint import CKPT_NAME, load_checkpoint, save_checkpoint
 
 
@@ -88,17 +95,36 @@ def make_optimizer(steps: int, lr: float = 2e-3, *, optimizer: str = "adam", wei
     return optax.chain(optax.clip_by_global_norm(clip), tx) if clip else tx
 
 
-def make_train_step(graphdef, loss_fn):
-    """A jitted `train_step(state, batch) -> (state, loss, aux)` over the split (model, optimizer) state."""
+def _cast_floats(tree, dtype):
+    return jax.tree.map(lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x, tree)
 
-    @jax.jit
+
+def make_train_step(graphdef, loss_fn, out_sharding=None, compute_dtype=None):
+    """A jitted `train_step(state, batch) -> (state, loss, aux)` over the split (model, optimizer) state.
+
+    out_sharding: the sharding of every output (`parallel.replicated(mesh)` in `fit`). compute_dtype: None
+    (float32), or e.g. jnp.bfloat16 to run the model's forward and backward pass in that type on float32
+    parameters: the parameters and the batch's float arrays are cast inside the step, the loss and the
+    gradients come back in float32, and BatchNorm statistics stay float32.
+    """
+
+    def low(model, batch):
+        """loss_fn on a `compute_dtype` copy of the model; its new BatchNorm statistics go back in float32."""
+        gdef, params, rest = nnx.split(model, nnx.Param, ...)
+        m = nnx.merge(gdef, _cast_floats(params, compute_dtype), rest)
+        loss, aux = loss_fn(m, _cast_floats(batch, compute_dtype))
+        nnx.update(model, _cast_floats(nnx.state(m, nnx.Not(nnx.Param)), jnp.float32))
+        return loss.astype(jnp.float32), jax.tree.map(lambda v: v.astype(jnp.float32), aux)
+
+    grads_of = nnx.value_and_grad(loss_fn if compute_dtype is None else low, has_aux=True)
+
     def train_step(state, batch):
         model, opt = nnx.merge(graphdef, state)
-        (loss, aux), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model, batch)
+        (loss, aux), grads = grads_of(model, batch)
         opt.update(model, grads)
         return nnx.state((model, opt)), loss, aux
 
-    return train_step
+    return jax.jit(train_step, out_shardings=out_sharding)
 
 
 class _History:
@@ -124,7 +150,7 @@ class _History:
             return
         jax.block_until_ready(self.pending[-1][1])
         now = time.perf_counter()
-        for step, loss, aux in jax.device_get(self.pending):
+        for step, loss, aux in parallel.to_host(self.pending):
             self.data["step"].append(step)
             self.data["loss"].append(float(loss))
             for k, v in aux.items():
@@ -166,6 +192,8 @@ def fit(
     val_every: int | None = None,
     progress: bool = True,
     desc: str = "train",
+    mesh=None,
+    compute_dtype=None,
 ):
     """Train `model` in place for `steps` steps; returns (model, history). Used in chapters 2 and 3.
 
@@ -180,6 +208,10 @@ def fit(
       ckpt_every: steps between checkpoints (and one at the end).
       validate: optional `validate(model, step) -> dict of floats`, called every `val_every` steps and at the end.
       progress: a text tqdm bar on stderr (mininterval 2 s) with the loss and images/s.
+      mesh: the devices to train on (`parallel.data_mesh`; default every device). The batch size must be a
+        multiple of the number of devices (a clear error says so). With several processes
+        (`parallel.initialize`), `batches(step)` returns this process's rows (`parallel.host_rows`).
+      compute_dtype: None (float32) or jnp.bfloat16 for mixed precision (see `make_train_step`).
 
     Returns history, a dict of numpy arrays: "step", "loss", "time" (cumulative training seconds), one entry
     per aux metric, and "val_step" plus "val_<name>" for each validation metric.
@@ -187,6 +219,7 @@ def fit(
     tx = make_optimizer(steps, lr, optimizer=optimizer, weight_decay=weight_decay, warmup=warmup, clip=clip)
     opt = nnx.Optimizer(model, tx, wrt=nnx.Param)
     graphdef, state = nnx.split((model, opt))
+    mesh = parallel.data_mesh() if mesh is None else mesh
     ckpt = Path(ckpt_dir) / CKPT_NAME if ckpt_dir is not None else None
     history: dict[str, list] = {"step": [], "loss": [], "time": []}
     start = 0
@@ -196,16 +229,26 @@ def fit(
         if start >= steps:
             return model, _as_arrays(history)
 
+    state = parallel.replicate(state, mesh)
     log = _History(history, start, steps, desc, progress)
-    state = _train_loop(make_train_step(graphdef, loss_fn), state, batches, start, steps, log, ckpt, ckpt_every,
+    train_step = make_train_step(graphdef, loss_fn, parallel.replicated(mesh), compute_dtype)
+    sharded = lambda step: parallel.shard_batch(batches(step), mesh)  # noqa: E731
+    state = _train_loop(train_step, state, sharded, start, steps, log, ckpt, ckpt_every,
                         validate and (lambda step, state: _validate(model, opt, state, validate, step, log)),
                         val_every)  # fmt: skip
     if validate is not None:
         _validate(model, opt, state, validate, steps, log)
     nnx.update((model, opt), state)
     if ckpt is not None:
-        save_checkpoint(ckpt, state, steps, log.data)
+        _save(ckpt, state, steps, log.data)
     return model, log.arrays()
+
+
+def _save(ckpt, state, step: int, history: dict) -> None:
+    """Process 0 writes the checkpoint (plain host arrays, whatever the devices were)."""
+    host = parallel.to_host(state)
+    if jax.process_index() == 0:
+        save_checkpoint(ckpt, host, step, history)
 
 
 def _validate(model, opt, state, validate, step: int, log: _History) -> None:
@@ -233,13 +276,13 @@ def _train_loop(train_step, state, batches, start, steps, log: _History, ckpt, c
             if want_val:
                 run_validation(done, state)
             if want_ckpt:
-                save_checkpoint(ckpt, state, done, log.data)
+                _save(ckpt, state, done, log.data)
             if want_val or want_ckpt:
                 log.restart_clock()  # validation and saving do not count as training time
     except KeyboardInterrupt:
         if ckpt is not None:  # `state` is the result of the last finished step
             log.flush(n_img)
-            save_checkpoint(ckpt, state, done, log.data)
+            _save(ckpt, state, done, log.data)
         log.bar.close()
         raise
     log.flush(n_img)

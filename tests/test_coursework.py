@@ -135,6 +135,10 @@ def test_student_notebook_holds_no_solution_or_hidden_test(graded, path):
     body = student.cells[1:setup]
     assert body and all("otter_ignore" in c.metadata.get("tags", []) for c in body)
     assert "remove-cell" not in text and "hide-input" not in text
+    assert "{solution}" not in text, "an open exercise's solution dropdown was left in"
+    assert text.count("withheld from the student notebook") == json.dumps(
+        [c.source for c in chapter.cells if c.cell_type == "markdown"]
+    ).count("{solution}")
 
 
 def test_grade_csv_has_a_row_per_student_and_question(graded):
@@ -201,6 +205,13 @@ def test_incomplete_exercises_are_named():
         coursework.exercises(nb)
     report = coursework.self_check(_tiny_chapter())
     assert report["f"]["solution"] == [] and report["f"]["mistake"][0].startswith("test 0: AssertionError")
+
+
+def test_open_exercise_solutions_are_withheld():
+    md = "Text.\n\n```{solution} ex-1\n:class: dropdown\nAnswer.\n\n~~~python\nx = 1\n~~~\n```\n\nAfter."
+    out = coursework.withhold_solutions(md)
+    assert "Answer" not in out and "x = 1" not in out and out.startswith("Text.") and out.endswith("After.")
+    assert "withheld" in out
 
 
 def test_prompt_becomes_plain_markdown():

@@ -95,7 +95,8 @@ def enable_compilation_cache() -> None:
 
 
 def setup(chapter: str, profile: str, seed: int) -> Context:
-    """Start a chapter: check the profile, seed numpy/random, enable caches, set plot style."""
+    """Start a chapter: check the profile, seed numpy/random, enable caches, set plot style; print the devices
+    the chapter runs on (a GPU when JAX finds one)."""
     global _CTX
     check_profile(profile)
     if not isinstance(seed, (int, np.integer)):
@@ -108,6 +109,9 @@ def setup(chapter: str, profile: str, seed: int) -> Context:
     viz.set_style()
     path = results_dir() / f"{chapter}.{profile}.json"
     _CTX = Context(chapter, profile, int(seed), path)
+    from posekit import parallel
+
+    print(f"{chapter}, profile {profile!r}, seed {seed}; " + parallel.describe())
     atomic_write_json(path, {"chapter": chapter, "profile": profile, "seed": int(seed), "values": {}})
     return _CTX
 

@@ -10,12 +10,11 @@ The model's `PoseOutput` says what it returned (coordinates, or heatmaps that ar
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 from scipy.special import log_softmax
 
-from posekit import codecs
+from posekit import codecs, parallel
 from posekit.models.output import PoseOutput
 from posekit.skeleton import COCO, KeypointSet
 
@@ -44,22 +43,29 @@ def as_float_images(images) -> np.ndarray:
     return x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
 
 
-def predict(model: nnx.Module, images, batch_size: int = 256, **kwargs) -> PoseOutput:
+def predict(model: nnx.Module, images, batch_size: int = 256, mesh=None, **kwargs) -> PoseOutput:
     """Run `model(x, train=False, **kwargs)` over float `images` (N, H, W, 3) in batches. Used in chapter 3.
 
     Returns the model's PoseOutput with numpy arrays. Batches are padded to `batch_size` (or, for fewer
     images, to the next power of two), so that calls with any number of images share a few compiled shapes.
+    Like training, each batch is split over every device (`posekit.parallel`; the padding rounds it up to a
+    multiple of the device count) with the model replicated; `mesh` picks other devices.
     """
     f, state = _forward(model, kwargs)
+    mesh = parallel.data_mesh() if mesh is None else mesh
+    state = parallel.replicate(state, mesh)
+    n_dev = mesh.devices.size
     images = np.asarray(images)
     outs = []
     for i in range(0, len(images), batch_size):
         chunk = images[i : i + batch_size]
         n = len(chunk)
         size = batch_size if len(images) > batch_size else min(batch_size, 1 << max(n - 1, 0).bit_length())
+        size = -(-size // n_dev) * n_dev
         if n < size:  # pad to a few compiled shapes: the batch size, or a power of two below it
             chunk = np.concatenate([chunk, np.zeros((size - n, *chunk.shape[1:]), chunk.dtype)])
-        out = f(state, jnp.asarray(chunk, jnp.float32))
+        x = jax.device_put(chunk.astype(np.float32), parallel.batch_sharding(mesh))
+        out = f(state, x)
         outs.append(jax.tree.map(lambda a, n=n: np.asarray(a)[:n], out))
     return jax.tree.map(lambda *parts: np.concatenate(parts), *outs)
 

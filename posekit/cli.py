@@ -4,6 +4,7 @@
     posekit predict --images data/val/images --run bottomup-1a2b3c4d5e --out results.json [--draw drawn/]
     posekit predict --images DIR --run topdown-pose-... --detector-run detector-... --out results.json
     posekit eval data/val/annotations.json results.json [--iou-type bbox] [--sigmas ...] [--per-image out.csv]
+    posekit train heatmap --steps 2000 --train-size 8192    (a chapter's recipe; several hosts: --coordinator ...)
     posekit assign --out assignments [chapters/06_metrics_parts_and_keypoints.ipynb ...]   (needs the teach extra)
     posekit grade submissions/ --autograders assignments/autograder --out scores.csv [--jobs 2]
 
@@ -136,6 +137,73 @@ def _add_predict(sub) -> None:
     p.set_defaults(func=_predict)
 
 
+def _train(args: argparse.Namespace) -> int:
+    import os
+
+    from posekit import parallel
+
+    if args.cache is not None:
+        os.environ["POSEKIT_CACHE"] = args.cache
+    # first, before JAX starts a backend: join the other processes when there are any
+    process, processes = parallel.initialize(args.coordinator, args.num_processes, args.process_id)
+    from posekit.book import enable_compilation_cache
+    from posekit.experiments.recipes import train_recipe
+
+    enable_compilation_cache()
+    lead = process == 0
+    if lead and not args.quiet:
+        print(parallel.describe(), flush=True)
+    size = args.input_size
+    if size is not None:
+        parts = [int(v) for v in size.lower().split("x")]
+        size = parts[0] if len(parts) == 1 else tuple(parts)
+    run, history = train_recipe(args.recipe, steps=args.steps, train_size=args.train_size, seed=args.seed,
+                                variant=args.variant, input_size=size, batch_size=args.batch_size, lr=args.lr,
+                                progress=lead and not args.quiet)  # fmt: skip
+    if lead:
+        loss = history["loss"][-1] if len(history["loss"]) else float("nan")
+        print(f"{args.recipe}: {int(history['step'][-1]) + 1 if len(history['step']) else 0} steps, "
+              f"final loss {loss:.4g} ({processes} process(es)) -> {run}")  # fmt: skip
+    return 0
+
+
+def _input_size(text: str) -> str:
+    parts = text.lower().split("x")
+    if not 1 <= len(parts) <= 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise argparse.ArgumentTypeError(f"expected S or HxW in pixels (e.g. 64 or 128x96), found {text!r}")
+    return text
+
+
+def _add_train(sub) -> None:
+    from posekit.experiments.recipes import RECIPES, describe
+
+    p = sub.add_parser(
+        "train",
+        help="train one of the book's models with its chapter's recipe, on every device, on one or several hosts",
+        description="Train (or resume, or load when finished) a chapter's model, as the chapter would: the same "
+        "data, loss and schedule, cached under the same run folder, which it prints. Uses every device JAX finds "
+        "(a data-parallel mesh). Several hosts: start one process per host with the same arguments plus "
+        "--coordinator HOST:PORT --num-processes N --process-id I (or JAX_COORDINATOR_ADDRESS, "
+        "JAX_NUM_PROCESSES, JAX_PROCESS_ID); each process builds only its rows of every batch, process 0 writes "
+        "the checkpoint. Recipes: " + describe(),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("recipe", choices=list(RECIPES), metavar="RECIPE", help="what to train (see above)")
+    p.add_argument("--steps", type=int, required=True, help="optimizer steps")
+    p.add_argument("--train-size", type=int, required=True, help="training crops (single-person) or scenes")
+    p.add_argument("--seed", type=int, default=0, help="data order, augmentation and initialization")
+    p.add_argument("--variant", default=None, help="model size (default: the recipe's, e.g. tiny or lite)")
+    p.add_argument("--input-size", type=_input_size, default=None, help="S or HxW (default: the recipe's)")
+    p.add_argument("--batch-size", type=int, default=None, help="the global batch (default: the recipe's)")
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the recipe's)")
+    p.add_argument("--cache", default=None, help="cache folder for runs (default: $POSEKIT_CACHE or .cache)")
+    p.add_argument("--coordinator", default=None, help="several hosts: process 0's HOST:PORT")
+    p.add_argument("--num-processes", type=int, default=None, help="several hosts: how many processes")
+    p.add_argument("--process-id", type=int, default=None, help="several hosts: this process's index, 0..N-1")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_train)
+
+
 def _assign(args: argparse.Namespace) -> int:
     from posekit import coursework
 
@@ -192,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_synth(sub)
     _add_predict(sub)
     _add_eval(sub)
+    _add_train(sub)
     _add_assign(sub)
     _add_grade(sub)
     return parser

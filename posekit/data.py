@@ -16,6 +16,7 @@ import numpy as np
 from posekit.codecs import input_hw
 from posekit.crop import flip_keypoints
 from posekit.io import atomic_write_bytes
+from posekit.parallel import host_rows
 from posekit.skeleton import COCO
 from posekit.train import step_rng
 
@@ -68,7 +69,8 @@ def flip_batches(data: dict, batch_size: int, seed: int, flip: bool = True):
     """`batches(step)` over a fixed set: random images (with replacement) and random horizontal flips.
 
     data: "images" (N, S, S, 3) uint8, "keypoints" (N, J, 3) COCO order. Returns dict images (B, S, S, 3)
-    float32 in [0, 1] and kpts (B, J, 3); a flip mirrors the image and swaps left/right joints.
+    float32 in [0, 1] and kpts (B, J, 3); a flip mirrors the image and swaps left/right joints. With several
+    processes (`parallel.initialize`) each returns only its rows of the global batch (`parallel.host_rows`).
     """
     images, kpts = data["images"], data["keypoints"]
     width = images.shape[2]
@@ -76,9 +78,12 @@ def flip_batches(data: dict, batch_size: int, seed: int, flip: bool = True):
     def batches(step):
         rng = step_rng(seed, step)
         idx = rng.integers(0, len(images), batch_size)
+        f = rng.random(batch_size) < 0.5 if flip else None
+        rows = host_rows(batch_size)  # the global batch is drawn; this process builds only its rows
+        idx = idx[rows]
         x, k = images[idx], kpts[idx]
         if flip:
-            f = rng.random(batch_size) < 0.5
+            f = f[rows]
             x = np.where(f[:, None, None, None], x[:, :, ::-1], x)
             k = np.where(f[:, None, None], flip_keypoints(k, width, COCO), k)
         return {"images": x.astype(np.float32) / 255.0, "kpts": k.astype(np.float32)}

@@ -99,6 +99,17 @@ def to_host(tree):
     return jax.tree.map(one, tree)
 
 
+def from_process_zero(tree):
+    """Process 0's values of `tree` on every process (`multihost_utils.broadcast_one_to_all`); the tree itself
+    with a single process. `fit` uses it so that every host resumes from process 0's checkpoint, even a host
+    that cannot see the file (no shared disk) and would otherwise start again from step 0."""
+    if jax.process_count() == 1:
+        return tree
+    from jax.experimental import multihost_utils
+
+    return jax.tree.map(np.asarray, multihost_utils.broadcast_one_to_all(tree))
+
+
 ENV = {"coordinator": "JAX_COORDINATOR_ADDRESS", "num_processes": "JAX_NUM_PROCESSES", "process_id": "JAX_PROCESS_ID"}
 
 

@@ -13,6 +13,10 @@ real folder), "coco" (a COCO person_keypoints dict: the ground truth, crowd regi
 annotations) and "image_ids" (the COCO image id of each image, in order). Chapters 4, 5 and the head-to-head
 chapter score their pipelines on `validation_scenes(profile)` with the same COCO evaluator, so their numbers
 are comparable.
+
+The batch streams are pure functions of the step: each draws the random choices of the whole global batch and
+builds only this process's rows of it (`parallel.host_rows`; all of them in a single process), so a run on
+several hosts sees exactly the batches of a run on one.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from posekit import cocoio
 from posekit.book import check_profile
 from posekit.crop import affine_matrix, crop_batch, inside_crop, random_augment, transform_points, warp_images
 from posekit.io import atomic_write_bytes
+from posekit.parallel import host_rows
 from posekit.skeleton import COCO
 from posekit.train import step_rng
 
@@ -127,6 +132,10 @@ def crop_batches(scenes: dict, input_size, batch_size: int, seed: int, min_keypo
         rng = step_rng(seed, step)
         idx = rng.integers(0, len(rows), batch_size)
         aug = random_augment(rng, batch_size) if augment else None
+        mine = host_rows(batch_size)  # the global batch is drawn; this process builds only its rows
+        idx = idx[mine]
+        if aug is not None:
+            aug = {k: v[mine] for k, v in aug.items()}
         src = images[img_of[idx]] if isinstance(images, np.ndarray) else [images[k] for k in img_of[idx]]
         crops, kp, _ = crop_batch(src, boxes[idx], kpts[idx], (w, h), aug, COCO)
         kp[..., 2] = np.where(inside_crop(kp, w, h), kp[..., 2], 0)
@@ -162,6 +171,8 @@ def detector_batches(scenes: dict, input_size: int, batch_size: int, seed: int, 
         scale = np.stack([side, side], 1)
         flip = rng.random(batch_size) < 0.5
         mats = affine_matrix(centre, scale, np.zeros(batch_size), (S, S), flip=flip)
+        mine = host_rows(batch_size)  # the global batch is drawn; this process builds only its rows
+        idx, mats = idx[mine], mats[mine]
         src = images[idx] if isinstance(images, np.ndarray) else [images[k] for k in idx]
         x = warp_images(src, mats, (S, S)).astype(np.float32) / 255.0
         targets = [center_targets(*_boxes_in_input(anns[k], m, S), S, output_stride) for k, m in zip(idx, mats)]
@@ -221,6 +232,8 @@ def bottomup_batches(scenes: dict, input_size: int, batch_size: int, seed: int, 
         rot = rng.uniform(-rotation, rotation, batch_size)
         flip = rng.random(batch_size) < 0.5
         mats = affine_matrix(centre, np.stack([side, side], 1), rot, (S, S), flip=flip)
+        mine = host_rows(batch_size)  # the global batch is drawn; this process builds only its rows
+        idx, mats, flip = idx[mine], mats[mine], flip[mine]
         src = images[idx] if isinstance(images, np.ndarray) else [images[k] for k in idx]
         out = {"images": warp_images(src, mats, (S, S)).astype(np.float32) / 255.0}
         parts = {k: [] for k in ("heat", "joints", "mask", "heat_half", "mask_half")}

@@ -225,6 +225,10 @@ def fit(
     start = 0
     if ckpt is not None and ckpt.exists():  # resume (or return a finished run)
         state, start, history = load_checkpoint(ckpt, state)
+    if jax.process_count() > 1:  # every process starts where process 0 does (its checkpoint is the one saved)
+        start, state = parallel.from_process_zero((np.int32(start), parallel.to_host(state)))
+        start = int(start)
+    if start:
         nnx.update((model, opt), state)
         if start >= steps:
             return model, _as_arrays(history)

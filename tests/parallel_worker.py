@@ -3,7 +3,7 @@
 
     XLA_FLAGS=--xla_force_host_platform_device_count=4 python -m tests.parallel_worker compare
     python -m tests.parallel_worker train --devices 1 --steps 4 --ckpt DIR [--stop-at 2]
-    python -m tests.parallel_worker distributed --process-id 0 --num-processes 2 --port 12345
+    python -m tests.parallel_worker distributed --process-id 0 --num-processes 2 --port 12345 [--ckpt DIR]
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def main(argv=None) -> None:
     a = p.parse_args(argv)
     if a.mode == "distributed":
         parallel.initialize(f"localhost:{a.port}", a.num_processes, a.process_id)
-        out = train(len(jax.devices()), a.steps, rows=parallel.host_rows(BATCH))
+        out = train(len(jax.devices()), a.steps, a.ckpt, a.stop_at, rows=parallel.host_rows(BATCH))
         out["process"] = jax.process_index()
         out["processes"] = jax.process_count()
     elif a.mode == "compare":

@@ -11,6 +11,7 @@ import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -53,14 +54,19 @@ def test_a_batch_that_does_not_split_evenly_is_a_clear_error():
     assert "use a multiple of 4" in out["error"]
 
 
+@pytest.fixture(scope="module")
+def straight():
+    """Four steps on one device, never interrupted: what every other way of training must reproduce."""
+    return _worker("train", "--devices", "1", "--steps", "4", devices=1)
+
+
 @pytest.mark.parametrize("first,then", [(4, 1), (1, 4)], ids=["4-to-1", "1-to-4"])
-def test_checkpoint_resumes_on_another_device_count(tmp_path, first, then):
+def test_checkpoint_resumes_on_another_device_count(tmp_path, straight, first, then):
     ckpt = tmp_path / "run"
     stopped = _worker("train", "--devices", str(first), "--steps", "4", "--ckpt", str(ckpt), "--stop-at", "2",
                       devices=first)  # fmt: skip
     assert stopped["interrupted_at"] == 2 and (ckpt / "checkpoint.msgpack").exists()
     resumed = _worker("train", "--devices", str(then), "--steps", "4", "--ckpt", str(ckpt), devices=then)
-    straight = _worker("train", "--devices", "1", "--steps", "4", devices=1)
     assert len(resumed["loss"]) == 4  # two steps from the checkpoint's history, two trained after resuming
     _close(resumed, straight)
 
@@ -71,21 +77,80 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_processes_with_jax_distributed_train_like_one_device():
-    """Two processes on localhost, two forced CPU devices each, joined by jax.distributed (gloo collectives);
-    each process feeds only its half of every batch."""
+def _processes(*args: str, env: dict | None = None, module: str = "tests.parallel_worker", n: int = 2,
+               devices: int = 2, per_process=lambda i: ()) -> list[str]:  # fmt: skip
+    """Start `n` processes joined by jax.distributed on a free localhost port; their stdouts, in process order."""
     port = str(_free_port())
-    procs = [_worker("distributed", "--process-id", str(i), "--num-processes", "2", "--port", port, devices=2,
-                     background=True) for i in range(2)]  # fmt: skip
+    base = {**os.environ, **(env or {}), "JAX_PLATFORMS": "cpu",
+            "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}  # fmt: skip
+    procs = []
+    for i in range(n):
+        if module == "tests.parallel_worker":
+            cmd = [sys.executable, "-m", module, *args, "--process-id", str(i), "--num-processes", str(n),
+                   "--port", port]  # fmt: skip
+            penv = base
+        else:  # the posekit command, configured by JAX's standard environment variables
+            cmd = [sys.executable, "-m", module, *args]
+            penv = {**base, "JAX_COORDINATOR_ADDRESS": f"localhost:{port}", "JAX_NUM_PROCESSES": str(n),
+                    "JAX_PROCESS_ID": str(i)}  # fmt: skip
+        procs.append(subprocess.Popen([*cmd, *per_process(i)], cwd=ROOT, env=penv, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True))  # fmt: skip
     outs = []
     for p in procs:
         stdout, stderr = p.communicate(timeout=300)
         assert p.returncode == 0, f"process failed:\n{stderr[-3000:]}"
-        outs.append(json.loads(stdout.strip().splitlines()[-1]))
+        outs.append(stdout)
+    return outs
+
+
+def test_two_processes_with_jax_distributed_resume_and_train_like_one_device(tmp_path, straight):
+    """Two processes on localhost, two forced CPU devices each, joined by jax.distributed (gloo collectives);
+    each process feeds only its half of every batch. They resume a run that one device interrupted after two
+    steps, and only process 0 can see its checkpoint (as on hosts without a shared disk): both must start
+    from it."""
+    ckpt = tmp_path / "p0"
+    stopped = _worker("train", "--devices", "1", "--steps", "4", "--ckpt", str(ckpt), "--stop-at", "2", devices=1)
+    assert stopped["interrupted_at"] == 2
+    dirs = [ckpt, tmp_path / "p1"]  # process 1's folder is empty
+    outs = _processes("distributed", "--steps", "4", per_process=lambda i: ("--ckpt", str(dirs[i])))
+    outs = [json.loads(o.strip().splitlines()[-1]) for o in outs]
     assert [o["process"] for o in outs] == [0, 1] and all(o["processes"] == 2 and o["n_devices"] == 4 for o in outs)
-    single = _worker("train", "--devices", "1", "--steps", "3", devices=1)
-    for o in outs:
-        _close(o, single)
+    assert not (tmp_path / "p1" / "checkpoint.msgpack").exists()  # process 0 alone writes checkpoints
+    _close(outs[0], straight)  # its history: two steps from the checkpoint, two trained by both processes
+    np.testing.assert_allclose(outs[1]["loss"], straight["loss"][2:], rtol=RTOL, atol=ATOL)
+    for x, y in zip(outs[1]["params"], straight["params"], strict=True):
+        np.testing.assert_allclose(x, y, rtol=RTOL, atol=ATOL)
+
+
+def test_posekit_train_on_two_hosts_matches_one(tmp_path):
+    """`posekit train` in two processes configured by JAX's environment variables trains the chapter recipe's
+    model like one process: the same global batches (each process builds its half), the same checkpoint."""
+    from posekit.checkpoint import CKPT_NAME, _read
+
+    args = ("train", "heatmap", "--steps", "3", "--train-size", "16", "--batch-size", "8", "--lr", "1e-3", "--quiet")
+    two = _processes(*args, module="posekit.cli", devices=1,
+                     per_process=lambda i: ("--cache", str(tmp_path / f"host{i}")))  # fmt: skip
+    cmd = [sys.executable, "-m", "posekit.cli", *args, "--cache", str(tmp_path / "one")]
+    one = subprocess.run(cmd, cwd=ROOT, env={**os.environ, "JAX_PLATFORMS": "cpu"}, capture_output=True, text=True,
+                         timeout=300)  # fmt: skip
+    assert one.returncode == 0, one.stderr[-3000:]
+    assert "(2 process(es))" in two[0] and "->" not in two[1]  # process 0 reports (gloo logs on both)
+    run = Path(two[0].split("-> ")[-1].strip())
+    assert run.parent == tmp_path / "host0" / "runs" and run.name == Path(one.stdout.split("-> ")[-1].strip()).name
+    a, b = _read(run / CKPT_NAME), _read(Path(one.stdout.split("-> ")[-1].strip()) / CKPT_NAME)
+    assert a["step"] == b["step"] == 3
+    np.testing.assert_allclose(a["history"]["loss"], b["history"]["loss"], rtol=RTOL, atol=ATOL)
+    # The heatmap head's bias has no gradient: a spatial softmax is unchanged when one joint's logits all shift
+    # by the same amount. Its float-rounding "gradient" differs between 1 and 2 processes, and Adam scales any
+    # nonzero gradient to a step of about lr, so the bias is noise of a few times lr on both sides.
+    noise = [k for k in b["state"] if k.endswith("['final']['bias']")]  # the bias, Adam's mu and nu of it
+    assert len(noise) == 3 and np.abs(np.asarray(a["state"]["[0]['final']['bias']"])).max() < 10 * 1e-3
+    bad = []
+    for k in sorted(set(b["state"]) - set(noise)):
+        x, y = np.asarray(a["state"][k], float), np.asarray(b["state"][k], float)
+        if not np.allclose(x, y, rtol=1e-3, atol=1e-5):
+            bad.append(f"{k}: {np.abs(x - y).max():.2e} of {np.abs(y).max():.2e}")
+    assert not bad, "\n".join(bad)
 
 
 def test_mixed_precision_trains_on_cpu():
@@ -104,3 +169,23 @@ def test_mixed_precision_trains_on_cpu():
     # the parameters and BatchNorm statistics stay float32
     for kind in (nnx.Param, nnx.BatchStat):
         assert {str(x.dtype) for x in jax.tree.leaves(nnx.state(model, kind))} == {"float32"}
+
+
+@pytest.mark.parametrize("size", ["0", "64x", "abc", "1x2x3"])
+def test_posekit_train_names_a_bad_input_size(size, capsys):
+    from posekit.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["train", "heatmap", "--steps", "1", "--train-size", "8", "--input-size", size])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "--input-size" in err and "expected S or HxW" in err and repr(size) in err
+
+
+def test_posekit_train_names_an_unknown_recipe(capsys):
+    from posekit.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["train", "heatmaps", "--steps", "1", "--train-size", "8"])
+    err = capsys.readouterr().err
+    assert "heatmaps" in err and "bottomup-higher" in err  # the choices are listed

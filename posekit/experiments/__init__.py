@@ -5,6 +5,7 @@
   cost            measured training and inference images/s
   top_down        chapter 4: the person detector and the crop model on multi-person scenes, their diagnostics
   bottom_up       chapter 5: Associative Embedding / HigherHRNet on whole scenes, perfect maps, grouping errors
+  recipes         every trained model by one name (RECIPES, train_recipe) for `posekit train`
 """
 
 from posekit.experiments.single_person import (

@@ -4,7 +4,6 @@ codecs and losses, the flip test's probability averaging, and the full profile's
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 from flax import nnx
 
@@ -178,9 +177,9 @@ def test_lr_sweep_scores_crops_held_out_of_the_training_set(tmp_path, monkeypatc
     ],
     ids=["simplebaseline-r50", "hrnet-w32"],
 )
-def test_full_profile_models_are_paper_sized_and_take_a_step_at_256x192(make, params):
+def test_full_profile_models_are_paper_sized_and_backpropagate_at_256x192(make, params):
     """The full profile's models (SimpleBaseline-R50: 34.0 M parameters in the paper, HRNet-W32: 28.5 M) at
-    256×192 with 64×48 heatmaps and σ = 2: built and stepped once (training them needs a GPU)."""
+    256×192 with 64×48 heatmaps and σ = 2: built, and a loss and gradient computed (training them needs a GPU)."""
     model = make()
     assert abs(param_count(model) - params) / params < 0.03
     rng = np.random.default_rng(0)
@@ -188,13 +187,16 @@ def test_full_profile_models_are_paper_sized_and_take_a_step_at_256x192(make, pa
         "images": rng.uniform(size=(1, 256, 192, 3)).astype(np.float32),
         "kpts": np.concatenate([rng.uniform(10, 180, (1, 17, 2)), np.full((1, 17, 1), 2.0)], -1).astype(np.float32),
     }
-    opt = nnx.Optimizer(model, optax.adam(1e-3), wrt=nnx.Param)
-    # one step op by op, not jitted: XLA takes about 150 s to compile HRNet-W32's training step on 2 cores
+    shape = nnx.eval_shape(lambda m: m(batch["images"]), model).heatmaps.shape  # nothing computed
+    assert shape == (1, 64, 48, 17)
+    # the loss and its gradient op by op, not jitted: XLA takes about 150 s to compile HRNet-W32's training step
+    # on 2 cores (an optimizer step, op by op, would add 10-20 s and test nothing more of the model)
     (loss, _), grads = nnx.value_and_grad(pose_loss_fn((256, 192), sigma=2.0), has_aux=True)(model, batch)
-    before = np.asarray(model.final.kernel[...]).copy()
-    opt.update(model, grads)
-    assert np.isfinite(float(loss)) and not np.array_equal(before, np.asarray(model.final.kernel[...]))
-    assert model(batch["images"]).heatmaps.shape == (1, 64, 48, 17)
+    assert np.isfinite(float(loss))
+    leaves = jax.tree.leaves(grads)
+    assert len(leaves) == len(jax.tree.leaves(nnx.state(model, nnx.Param)))
+    assert all(np.isfinite(np.asarray(g)).all() for g in leaves)
+    assert np.abs(np.asarray(grads["final"]["kernel"][...])).max() > 0  # the gradient reaches the output layer
 
 
 def test_verdict_claims_a_direction_only_beyond_the_seeds_spread():

@@ -2,6 +2,7 @@
 
     python benchmarks/bench_conv_grad.py           # the layer shapes of the book's CPU models, batch 32
     python benchmarks/bench_conv_grad.py --quick   # fewer repetitions
+    python benchmarks/bench_conv_grad.py --models  # whole training steps with 1×1 weight gradients as matmuls
 
 The backward pass dominates training on a CPU, and XLA's weight gradient of a convolution is its slowest part.
 Three ways to compute dL/dW of a 'SAME' NHWC convolution from the input x and the output gradient dy:
@@ -19,11 +20,13 @@ markdown table of milliseconds per weight gradient.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import nnx
 from jax import lax
 
 DN = ("NHWC", "HWIO", "NHWC")
@@ -112,6 +115,67 @@ def torch_ms(h: int, cin: int, cout: int, k: int, s: int, reps: int, batch: int 
     return best
 
 
+def _conv1x1_fwd(x, w, s: int):
+    xs = x[:, ::s, ::s]  # a 1×1 'SAME' convolution of stride s reads every s-th pixel
+    return conv(xs, w, 1), (xs, w, x.shape)
+
+
+def _conv1x1_bwd(s: int, res, dy):
+    xs, w, shape = res
+    cin, cout = w.shape[2:]
+    dw = (xs.reshape(-1, cin).T @ dy.reshape(-1, cout)).reshape(w.shape)
+    dxs = dy @ w.reshape(cin, cout).T
+    dx = dxs if s == 1 else jnp.zeros(shape, dy.dtype).at[:, ::s, ::s].set(dxs)
+    return dx, dw
+
+
+conv1x1 = jax.custom_vjp(lambda x, w, s: _conv1x1_fwd(x, w, s)[0], nondiff_argnums=(2,))
+conv1x1.defvjp(_conv1x1_fwd, _conv1x1_bwd)
+conv1x1.__doc__ = "A 1×1 'SAME' NHWC convolution whose backward pass is two matrix products (custom VJP)."
+
+
+@contextlib.contextmanager
+def matmul_1x1_gradients():
+    """Within the block, every 1×1 `nnx.Conv` of a model (HRNet's fusion layers, the shortcuts, the output layers)
+    computes its gradients as matrix products (`conv1x1`); other convolutions are unchanged. For measuring.
+    Yields a list that counts the layers called through `conv1x1`."""
+    original = nnx.Conv.__call__
+    swapped = []
+
+    def call(self, x):
+        if tuple(self.kernel_size) != (1, 1) or self.padding != "SAME":
+            return original(self, x)
+        s = self.strides if isinstance(self.strides, int) else self.strides[0]
+        y = conv1x1(x, self.kernel[...], int(s))
+        swapped.append(self.kernel.shape)
+        return y if self.bias is None else y + self.bias[...]
+
+    nnx.Conv.__call__ = call
+    try:
+        yield swapped
+    finally:
+        nnx.Conv.__call__ = original
+
+
+def model_rows(steps: int = 20, repeats: int = 2) -> list[dict]:
+    """Train images/s of whole training steps (batch 32, 64×64), XLA's 1×1 gradients against `conv1x1`'s,
+    alternating `repeats` times: {"network", "xla": [...], "matmul": [...]}."""
+    from benchmarks.bench_models import train_speed
+    from posekit.models import HRNet, SimpleBaseline
+
+    nets = {"simplebaseline tiny": lambda: SimpleBaseline("tiny", rngs=nnx.Rngs(0)),
+            "hrnet lite": lambda: HRNet("lite", rngs=nnx.Rngs(0))}  # fmt: skip
+    out = []
+    for name, make in nets.items():
+        row = {"network": name, "xla": [], "matmul": []}
+        for _ in range(repeats):
+            row["xla"].append(train_speed(make(), 64, 32, steps))
+            with matmul_1x1_gradients():
+                row["matmul"].append(train_speed(make(), 64, 32, steps))
+        out.append(row)
+    return out
+
+
 def rows(reps: int = 20, shapes=SHAPES) -> list[dict]:
     """One dict per layer: "layer" (H, Cin, Cout, k, s), "xla_ms", "torch_ms" (None without torch), and per
     method "<m>_ms" and "<m>_err" (the max difference from XLA's gradient relative to its largest entry); the
@@ -137,7 +201,16 @@ def layer_name(layer) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer repetitions")
+    ap.add_argument("--models", action="store_true", help="whole training steps, with and without conv1x1")
     args = ap.parse_args(argv)
+    if args.models:
+        print("| network | train images/s, XLA's 1×1 gradients | with conv1x1 | ratio (means) |")
+        print("|---|---|---|---|")
+        for r in model_rows(10 if args.quick else 20):
+            a, b = np.mean(r["xla"]), np.mean(r["matmul"])
+            runs = lambda v: ", ".join(f"{x:.0f}" for x in v)  # noqa: E731
+            print(f"| {r['network']} | {runs(r['xla'])} | {runs(r['matmul'])} | {b / a:.2f} |", flush=True)
+        return 0
     print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), batch 32; ms per weight gradient "
           f"(× = XLA's time over this one; err = max relative difference from XLA's)\n")  # fmt: skip
     print("| layer | xla ms | PyTorch ms | patches | shifts | 1×1 matmul |")

@@ -60,3 +60,27 @@ def test_torch_twins_compute_the_same_networks(name):
             b = b.detach().numpy()
             b = b.transpose(0, 2, 3, 1) if b.ndim == 4 else b
             np.testing.assert_allclose(np.asarray(a), b, rtol=1e-3, atol=1e-4 * max(1.0, np.abs(b).max()))
+
+
+def test_matmul_1x1_gradients_equal_xla_in_a_whole_model():
+    """`conv1x1` (custom VJP) swapped into every 1×1 convolution (strided shortcuts, the output layer) of a
+    SimpleBaseline gives XLA's gradients."""
+    import jax
+
+    from benchmarks.bench_conv_grad import matmul_1x1_gradients
+    from posekit.models import SimpleBaseline
+
+    model = SimpleBaseline("tiny", rngs=nnx.Rngs(0))
+    x = np.random.default_rng(0).uniform(size=(2, 32, 32, 3)).astype(np.float32)
+
+    def loss(m):
+        return (m(x, train=True).heatmaps ** 2).mean()
+
+    ref = nnx.jit(nnx.grad(loss))(model)
+    with matmul_1x1_gradients() as swapped:
+        got = nnx.jit(nnx.grad(loss))(model)
+    assert len(swapped) >= 4  # three strided shortcuts and the output layer went through conv1x1
+    a, b = jax.tree.leaves(ref), jax.tree.leaves(got)
+    assert len(a) == len(b) > 20
+    for u, v in zip(a, b):
+        np.testing.assert_allclose(np.asarray(v), np.asarray(u), rtol=1e-3, atol=1e-5 * max(1e-3, np.abs(u).max()))

@@ -157,16 +157,17 @@ def matmul_1x1_gradients():
         nnx.Conv.__call__ = original
 
 
-def model_rows(steps: int = 20, repeats: int = 2) -> list[dict]:
+def model_rows(steps: int = 20, repeats: int = 2, names=("simplebaseline tiny", "hrnet lite")) -> list[dict]:
     """Train images/s of whole training steps (batch 32, 64×64), XLA's 1×1 gradients against `conv1x1`'s,
-    alternating `repeats` times: {"network", "xla": [...], "matmul": [...]}."""
+    alternating `repeats` times: {"network", "xla": [...], "matmul": [...]} for each of `names`."""
     from benchmarks.bench_models import train_speed
     from posekit.models import HRNet, SimpleBaseline
 
     nets = {"simplebaseline tiny": lambda: SimpleBaseline("tiny", rngs=nnx.Rngs(0)),
             "hrnet lite": lambda: HRNet("lite", rngs=nnx.Rngs(0))}  # fmt: skip
     out = []
-    for name, make in nets.items():
+    for name in names:
+        make = nets[name]
         row = {"network": name, "xla": [], "matmul": []}
         for _ in range(repeats):
             row["xla"].append(train_speed(make(), 64, 32, steps))

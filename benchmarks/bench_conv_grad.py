@@ -67,6 +67,7 @@ def wgrad_shifts(x, w, dy, s: int):
 
 
 def wgrad_matmul_1x1(x, w, dy, s: int):
+    """A 1×1 convolution of stride s reads every s-th pixel: its weight gradient is one matrix product."""
     xs = x[:, ::s, ::s]
     return (xs.reshape(-1, w.shape[2]).T @ dy.reshape(-1, w.shape[3])).reshape(w.shape)
 
@@ -122,9 +123,8 @@ def _conv1x1_fwd(x, w, s: int):
 
 def _conv1x1_bwd(s: int, res, dy):
     xs, w, shape = res
-    cin, cout = w.shape[2:]
-    dw = (xs.reshape(-1, cin).T @ dy.reshape(-1, cout)).reshape(w.shape)
-    dxs = dy @ w.reshape(cin, cout).T
+    dw = wgrad_matmul_1x1(xs, w, dy, 1)
+    dxs = dy @ w.reshape(w.shape[2:]).T
     dx = dxs if s == 1 else jnp.zeros(shape, dy.dtype).at[:, ::s, ::s].set(dxs)
     return dx, dw
 

@@ -31,6 +31,11 @@ def describe() -> str:
     return f"chapters 2-3, single-person: {', '.join(MODELS)}; {multi}"
 
 
+def given_only(settings: dict) -> dict:
+    """The settings that were given (not None)."""
+    return {k: v for k, v in settings.items() if v is not None}
+
+
 def train_recipe(name: str, *, steps: int, train_size: int, seed: int = 0, variant: str | None = None,
                  input_size=None, batch_size: int | None = None, lr: float | None = None,
                  progress: bool = True):  # fmt: skip
@@ -47,14 +52,16 @@ def train_recipe(name: str, *, steps: int, train_size: int, seed: int = 0, varia
     if name not in RECIPES:
         raise ValueError(f"recipe: expected one of {', '.join(RECIPES)}; got {name!r}")
     given = {"variant": variant, "batch_size": batch_size, "lr": lr}
-    kwargs = {k: v for k, v in given.items() if v is not None}
+    kwargs = given_only(given)
     common = dict(steps=steps, seed=seed, progress=progress, **kwargs)
     if name in MODELS:
         if input_size is not None:
             kwargs["size"] = input_size
         _, history = single_person.train_named(name, train_size=train_size, **{**common, **kwargs})
-        model_class = MODELS[name][0]
-        kind, key = f"single-{model_class.__name__.lower()}", {"model": model_class.__name__.lower()}
+        model_class, model_kwargs, coord_loss = MODELS[name]
+        kind, key = f"single-{model_class.__name__.lower()}", {"model": model_class.__name__.lower(), **model_kwargs}
+        if coord_loss != "l1":  # (the config names the loss only when it is not L1)
+            key["coord_loss"] = coord_loss
     elif name == "detector":
         if input_size is not None:
             common["input_size"] = int(input_size)
@@ -73,5 +80,9 @@ def train_recipe(name: str, *, steps: int, train_size: int, seed: int = 0, varia
         _, history = bottom_up.train_bottom_up(train_scenes=train_size, higher=higher, **common)
         kind, key = "bottomup", {"higher": higher}
     size_key = "train_size" if name in MODELS else "train_scenes"
-    runs = find_runs(kind, steps=steps, seed=seed, **{size_key: train_size}, **key)
+    if input_size is not None:  # as the recipe stored it in the run's config
+        key["size" if name in MODELS else "input_size"] = common.get("input_size", kwargs.get("size"))
+    # the settings given pick the run among runs of the same recipe with other settings (newest first: a run
+    # trained just now comes before an older one that also matches, e.g. DeepPose's with a cascade)
+    runs = find_runs(kind, steps=steps, seed=seed, **{size_key: train_size}, **key, **given_only(given))
     return (runs[0] if runs else Path()), history

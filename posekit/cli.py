@@ -153,13 +153,9 @@ def _train(args: argparse.Namespace) -> int:
     lead = process == 0
     if lead and not args.quiet:
         print(parallel.describe(), flush=True)
-    size = args.input_size
-    if size is not None:
-        parts = [int(v) for v in size.lower().split("x")]
-        size = parts[0] if len(parts) == 1 else tuple(parts)
     run, history = train_recipe(args.recipe, steps=args.steps, train_size=args.train_size, seed=args.seed,
-                                variant=args.variant, input_size=size, batch_size=args.batch_size, lr=args.lr,
-                                progress=lead and not args.quiet)  # fmt: skip
+                                variant=args.variant, input_size=args.input_size, batch_size=args.batch_size,
+                                lr=args.lr, progress=lead and not args.quiet)  # fmt: skip
     if lead:
         loss = history["loss"][-1] if len(history["loss"]) else float("nan")
         print(f"{args.recipe}: {int(history['step'][-1]) + 1 if len(history['step']) else 0} steps, "
@@ -167,11 +163,12 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _input_size(text: str) -> str:
+def _input_size(text: str):
+    """--input-size: "64" -> 64, "128x96" -> (128, 96); a clear error otherwise."""
     parts = text.lower().split("x")
     if not 1 <= len(parts) <= 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
         raise argparse.ArgumentTypeError(f"expected S or HxW in pixels (e.g. 64 or 128x96), found {text!r}")
-    return text
+    return int(parts[0]) if len(parts) == 1 else (int(parts[0]), int(parts[1]))
 
 
 def _add_train(sub) -> None:

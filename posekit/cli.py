@@ -155,7 +155,8 @@ def _train(args: argparse.Namespace) -> int:
         print(parallel.describe(), flush=True)
     run, history = train_recipe(args.recipe, steps=args.steps, train_size=args.train_size, seed=args.seed,
                                 variant=args.variant, input_size=args.input_size, batch_size=args.batch_size,
-                                lr=args.lr, progress=lead and not args.quiet)  # fmt: skip
+                                lr=args.lr, progress=lead and not args.quiet,
+                                data_shards=processes if args.data_shards is None else args.data_shards)  # fmt: skip
     if lead:
         loss = history["loss"][-1] if len(history["loss"]) else float("nan")
         print(f"{args.recipe}: {int(history['step'][-1]) + 1 if len(history['step']) else 0} steps, "
@@ -181,8 +182,8 @@ def _add_train(sub) -> None:
         "data, loss and schedule, cached under the same run folder, which it prints. Uses every device JAX finds "
         "(a data-parallel mesh). Several hosts: start one process per host with the same arguments plus "
         "--coordinator HOST:PORT --num-processes N --process-id I (or JAX_COORDINATOR_ADDRESS, "
-        "JAX_NUM_PROCESSES, JAX_PROCESS_ID); each process builds only its rows of every batch, process 0 writes "
-        "the checkpoint. Recipes: " + describe(),
+        "JAX_NUM_PROCESSES, JAX_PROCESS_ID); each process reads only its shard of the training data (--data-shards) "
+        "and builds only its rows of every batch, process 0 writes the checkpoint. Recipes: " + describe(),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("recipe", choices=list(RECIPES), metavar="RECIPE", help="what to train (see above)")
@@ -197,6 +198,10 @@ def _add_train(sub) -> None:
     p.add_argument("--coordinator", default=None, help="several hosts: process 0's HOST:PORT")
     p.add_argument("--num-processes", type=int, default=None, help="several hosts: how many processes")
     p.add_argument("--process-id", type=int, default=None, help="several hosts: this process's index, 0..N-1")
+    p.add_argument("--data-shards", type=int, default=None,
+                   help="read the training set in this many shards, each process only its own (a multiple of the "
+                   "process count; default: one per process). 1: every process reads all of it and the run is "
+                   "exactly a one-process run; N on one process reproduces a run on N hosts")  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_train)
 

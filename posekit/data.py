@@ -5,24 +5,35 @@
 
 A batch stream is a pure function of the step (`posekit.train.step_rng`), so a training run is deterministic
 and resumes on exactly the batches it would have seen.
+
+Several hosts (`posekit.parallel`): given one dataset, every host holds all of it, draws the whole global batch
+and builds only its rows, so the batches are those of one host. Given `Shards` (`read_shards`), each host reads
+only its shards of the dataset, and the global batch is made of one block per shard, drawn from that shard
+alone (its own generator [seed, step, shard]): the batches then depend on the number of shards, not on the
+number of hosts, so one process reading every shard reproduces a run on several hosts.
 """
 
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
 from posekit.codecs import input_hw
 from posekit.crop import flip_keypoints
 from posekit.io import atomic_write_bytes
-from posekit.parallel import host_rows
+from posekit.parallel import host_rows, host_shards, shard_range
 from posekit.skeleton import COCO
 from posekit.train import step_rng
 
 
-def synthetic_single(num: int, seed: int, size=64) -> dict:
+def synthetic_single(num: int, seed: int, size=64, shard: tuple[int, int] | None = None) -> dict:
     """Single-person crops, cached as an .npz under `cache_dir("data")`. Used in chapters 2 and 3.
+
+    shard (s, S): only shard s of S of the `num` crops (`parallel.shard_range`), the same bytes as those
+    crops of the whole set (`read_shards` reads this process's shards).
 
     size S: `posekit.synth.render_single(num, seed, S)`, square crops as rendered. size (H, W) with H ≠ W:
     the crops are rendered at S = max(H, W), then each person's box is cut out as a top-down model does
@@ -34,11 +45,13 @@ def synthetic_single(num: int, seed: int, size=64) -> dict:
 
     h, w = input_hw(size)
     tag = f"{h}" if h == w else f"{h}x{w}"
-    path = cache_dir("data") / f"single-{num}-{seed}-{tag}.npz"
+    items = range(num) if shard is None else shard_range(num, *shard)
+    part = "" if shard is None else f"-shard{shard[0]}of{shard[1]}"
+    path = cache_dir("data") / f"single-{num}-{seed}-{tag}{part}.npz"
     if path.exists():
         with np.load(path) as f:
             return dict(f)
-    data = synth.render_single(num, seed, max(h, w))
+    data = synth.render_single(len(items), seed, max(h, w), start=items.start)
     if h != w:
         data = _box_crops(data, (h, w))
     buf = io.BytesIO()
@@ -65,27 +78,86 @@ def _box_crops(data: dict, hw) -> dict:
     return out
 
 
-def flip_batches(data: dict, batch_size: int, seed: int, flip: bool = True):
+@dataclass(frozen=True)
+class Shards:
+    """A dataset read in `num_shards` contiguous shards, of which this process holds `parts` ({shard: data}).
+
+    A batch stream given Shards builds shard s's block of B/S rows of the global batch from `parts[s]` alone.
+    """
+
+    num_shards: int
+    parts: dict
+
+
+def read_shards(load: Callable[[tuple[int, int]], dict], num_shards: int) -> Shards:
+    """This process's shards (`parallel.host_shards`): `load((s, S))` for each; e.g.
+    `read_shards(lambda shard: synthetic_single(8192, 0, 64, shard=shard), 2)`."""
+    return Shards(num_shards, {s: load((s, num_shards)) for s in host_shards(num_shards)})
+
+
+def sharded(data_shards: int) -> dict:
+    """A run's config entry for its data shards: none for one (the configs of unsharded runs stay as they were)."""
+    if not isinstance(data_shards, int) or data_shards < 1:
+        raise ValueError(f"data_shards: expected a positive integer, got {data_shards!r}")
+    return {} if data_shards == 1 else {"data_shards": data_shards}
+
+
+def batch_stream(data, batch_size: int, seed: int, prepare: Callable, draw: Callable, build: Callable):
+    """`batches(step)` from the three parts every stream has.
+
+    prepare(data) → what drawing and building need (once per dataset or shard); draw(rng, n, prepared) → the
+    random choices of n rows (a dict of arrays, n first), drawn in a fixed order; build(choices, prepared) →
+    the batch (a dict of arrays). One dataset: the whole global batch is drawn from `step_rng(seed, step)` and
+    this process builds only its rows (`parallel.host_rows`). `Shards`: each shard's block of B/S rows is drawn
+    from the generator [seed, step, shard] over that shard only, and this process builds its shards' blocks.
+    Returns the stream, with the prepared parts as `batches.prepared` (a list: one per dataset or shard).
+    """
+    if not isinstance(data, Shards):
+        prepared = prepare(data)
+
+        def batches(step):
+            choices = draw(step_rng(seed, step), batch_size, prepared)
+            mine = host_rows(batch_size)  # the global batch is drawn; this process builds only its rows
+            return build({k: v[mine] for k, v in choices.items()}, prepared)
+
+        batches.prepared = [prepared]
+        return batches
+    S = data.num_shards
+    if batch_size % S:
+        raise ValueError(f"batch: the global batch of {batch_size} does not split evenly over {S} data shards")
+    parts = {s: prepare(part) for s, part in sorted(data.parts.items())}
+
+    def sharded(step):
+        blocks = [build(draw(np.random.default_rng([int(seed), int(step), s]), batch_size // S, p), p)
+                  for s, p in parts.items()]  # fmt: skip
+        return {k: np.concatenate([b[k] for b in blocks]) for k in blocks[0]}
+
+    sharded.prepared = list(parts.values())
+    return sharded
+
+
+def flip_batches(data, batch_size: int, seed: int, flip: bool = True):
     """`batches(step)` over a fixed set: random images (with replacement) and random horizontal flips.
 
-    data: "images" (N, S, S, 3) uint8, "keypoints" (N, J, 3) COCO order. Returns dict images (B, S, S, 3)
-    float32 in [0, 1] and kpts (B, J, 3); a flip mirrors the image and swaps left/right joints. With several
-    processes (`parallel.initialize`) each returns only its rows of the global batch (`parallel.host_rows`).
+    data: "images" (N, S, S, 3) uint8, "keypoints" (N, J, 3) COCO order (or `Shards` of such sets). Returns dict
+    images (B, S, S, 3) float32 in [0, 1] and kpts (B, J, 3); a flip mirrors the image and swaps left/right
+    joints. With several processes (`parallel.initialize`) each returns only its rows of the global batch
+    (`batch_stream`).
     """
-    images, kpts = data["images"], data["keypoints"]
-    width = images.shape[2]
 
-    def batches(step):
-        rng = step_rng(seed, step)
-        idx = rng.integers(0, len(images), batch_size)
-        f = rng.random(batch_size) < 0.5 if flip else None
-        rows = host_rows(batch_size)  # the global batch is drawn; this process builds only its rows
-        idx = idx[rows]
-        x, k = images[idx], kpts[idx]
+    def draw(rng, n, d):
+        choices = {"idx": rng.integers(0, len(d["images"]), n)}
         if flip:
-            f = f[rows]
+            choices["flip"] = rng.random(n) < 0.5
+        return choices
+
+    def build(c, d):
+        images, width = d["images"], d["images"].shape[2]
+        x, k = images[c["idx"]], d["keypoints"][c["idx"]]
+        if flip:
+            f = c["flip"]
             x = np.where(f[:, None, None, None], x[:, :, ::-1], x)
             k = np.where(f[:, None, None], flip_keypoints(k, width, COCO), k)
         return {"images": x.astype(np.float32) / 255.0, "kpts": k.astype(np.float32)}
 
-    return batches
+    return batch_stream(data, batch_size, seed, lambda d: d, draw, build)

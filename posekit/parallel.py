@@ -11,7 +11,8 @@ statistics, too, are taken over the whole batch). Nothing here replaces JAX; it 
 
 Several hosts: `initialize` calls `jax.distributed.initialize` (with a coordinator address, the process count
 and this process's id, or with JAX's own environment variables); each process then produces only its rows of
-every global batch (`host_rows`) and `shard_batch` assembles the global array from the processes' parts.
+every global batch (`host_rows`) and `shard_batch` assembles the global array from the processes' parts. With
+data shards (`host_shards`, `posekit.data.Shards`), each process also reads only its part of the dataset.
 
 Used in `posekit.train` and the performance appendix ("Scaling out").
 """
@@ -69,6 +70,25 @@ def host_rows(global_batch: int) -> slice:
         raise ValueError(f"batch: the global batch of {global_batch} does not split evenly over {n} processes")
     per = global_batch // n
     return slice(p * per, (p + 1) * per)
+
+
+def shard_range(n: int, shard: int, num_shards: int) -> range:
+    """Shard `shard` of `num_shards` of a dataset of n items: the contiguous items [s·n/S, (s+1)·n/S)."""
+    if not 0 <= shard < num_shards:
+        raise ValueError(f"shard: expected 0 <= shard < {num_shards}, got {shard}")
+    if n < num_shards:
+        raise ValueError(f"data shards: a dataset of {n} items cannot be split into {num_shards} non-empty shards")
+    return range(shard * n // num_shards, (shard + 1) * n // num_shards)
+
+
+def host_shards(num_shards: int) -> list[int]:
+    """The data shards this process reads: process p of P reads shards [p·S/P, (p+1)·S/P) (S a multiple of P)."""
+    n, p = jax.process_count(), jax.process_index()
+    if num_shards < 1 or num_shards % n:
+        raise ValueError(f"data shards: {num_shards} shards do not split evenly over {n} processes; "
+                         f"use a multiple of {n}")  # fmt: skip
+    per = num_shards // n
+    return list(range(p * per, (p + 1) * per))
 
 
 def shard_batch(batch: dict, mesh: Mesh) -> dict:

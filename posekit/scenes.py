@@ -14,9 +14,10 @@ annotations) and "image_ids" (the COCO image id of each image, in order). Chapte
 chapter score their pipelines on `validation_scenes(profile)` with the same COCO evaluator, so their numbers
 are comparable.
 
-The batch streams are pure functions of the step: each draws the random choices of the whole global batch and
-builds only this process's rows of it (`parallel.host_rows`; all of them in a single process), so a run on
-several hosts sees exactly the batches of a run on one.
+The batch streams are pure functions of the step (`posekit.data.batch_stream`): each draws the random choices of
+the whole global batch and builds only this process's rows of it (all of them in a single process), so a run on
+several hosts sees exactly the batches of a run on one; given `posekit.data.Shards` of scene sets, each host
+reads and draws from its own shards only.
 """
 
 from __future__ import annotations
@@ -29,10 +30,10 @@ import numpy as np
 from posekit import cocoio
 from posekit.book import check_profile
 from posekit.crop import affine_matrix, crop_batch, inside_crop, random_augment, transform_points, warp_images
+from posekit.data import batch_stream, read_shards
 from posekit.io import atomic_write_bytes
-from posekit.parallel import host_rows
+from posekit.parallel import shard_range
 from posekit.skeleton import COCO
-from posekit.train import step_rng
 
 VAL_SEED = 20_240_417  # the validation scenes' random stream (training scenes use small seeds: 0, 1, ...)
 SCENE_SIZE = 256
@@ -40,18 +41,21 @@ CROWD_PROB = 0.15  # one scene in seven holds a crowd region (iscrowd=1), as COC
 VAL_SCENES = {"quick": 64, "standard": 400, "full": 2000}
 
 
-def _render(num: int, seed: int, size: int) -> dict:
-    """Rendered scenes as a scene set, cached under `cache_dir("data")`."""
+def _render(num: int, seed: int, size: int, shard: tuple[int, int] | None = None) -> dict:
+    """Rendered scenes as a scene set, cached under `cache_dir("data")`; `shard` (s, S): only shard s of S of
+    them (image ids and file names as in the whole set)."""
     from posekit import synth
     from posekit.book import cache_dir
 
-    path = cache_dir("data") / f"scenes-{num}-{seed}-{size}-crowd{CROWD_PROB}.npz"
+    items = range(num) if shard is None else shard_range(num, *shard)
+    part = "" if shard is None else f"-shard{shard[0]}of{shard[1]}"
+    path = cache_dir("data") / f"scenes-{num}-{seed}-{size}-crowd{CROWD_PROB}{part}.npz"
     if path.exists():
         with np.load(path) as f:
             coco = json.loads(str(f["coco"]))
             return {"images": f["images"], "coco": coco, "image_ids": [im["id"] for im in coco["images"]]}
-    batch = synth.render_scenes(num, seed, size, crowd_prob=CROWD_PROB)
-    coco = synth.to_coco(batch, "scene")
+    batch = synth.render_scenes(len(items), seed, size, crowd_prob=CROWD_PROB, start=items.start)
+    coco = synth.to_coco(batch, "scene", first_image_id=items.start + 1)
     buf = io.BytesIO()
     np.savez(buf, images=batch["images"], coco=np.array(json.dumps(coco)))
     atomic_write_bytes(path, buf.getvalue())
@@ -69,18 +73,34 @@ def validation_scenes(profile: str) -> dict:
     return _render(VAL_SCENES[check_profile(profile)], VAL_SEED, SCENE_SIZE)
 
 
-def training_scenes(num: int, seed: int = 0) -> dict:
-    """`num` training scenes from the random stream `seed` (never the validation stream). Chapters 4 and 5."""
+def training_scenes(num: int, seed: int = 0, shard: tuple[int, int] | None = None) -> dict:
+    """`num` training scenes from the random stream `seed` (never the validation stream). Chapters 4 and 5.
+    shard (s, S): only shard s of S of them (`posekit.data.read_shards` reads this process's shards)."""
     if seed == VAL_SEED:
         raise ValueError(f"training_scenes: seed {seed} is the validation stream; pick another")
-    return _render(num, seed, SCENE_SIZE)
+    return _render(num, seed, SCENE_SIZE, shard)
 
 
-def load_folder(annotations, image_dir) -> dict:
+def training_data(num: int, seed: int = 0, data_shards: int = 1):
+    """The training scenes a run reads: all `num` of them (`data_shards` = 1), or this process's shards of them
+    (`posekit.data.Shards`, each host reading only its own; `posekit train` on several hosts)."""
+    if data_shards == 1:
+        return training_scenes(num, seed)
+    return read_shards(lambda shard: training_scenes(num, seed, shard), data_shards)
+
+
+def load_folder(annotations, image_dir, shard: tuple[int, int] | None = None) -> dict:
     """A COCO person_keypoints file and its image folder as a scene set (e.g. COCO's val2017, or a folder
-    written by `posekit synth --kind scene`). Images keep their own sizes (a list). Used in chapter 4."""
+    written by `posekit synth --kind scene`). Images keep their own sizes (a list). shard (s, S): only the
+    images of shard s of S (in the file's order) are read, with their annotations; e.g. each host's part,
+    `posekit.data.read_shards(lambda shard: load_folder(ann, folder, shard), S)`. Used in chapter 4."""
     coco = cocoio.load_coco(annotations)
     ids = [im["id"] for im in coco["images"]]
+    if shard is not None:
+        ids = [ids[i] for i in shard_range(len(ids), *shard)]
+        keep = set(ids)
+        coco = dict(coco, images=[im for im in coco["images"] if im["id"] in keep],
+                    annotations=[a for a in coco["annotations"] if a["image_id"] in keep])  # fmt: skip
     return {"images": cocoio.load_images(coco, image_dir, ids), "coco": coco, "image_ids": ids}
 
 
@@ -108,78 +128,79 @@ def select(scenes: dict, index) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------ batch streams
-def crop_batches(scenes: dict, input_size, batch_size: int, seed: int, min_keypoints: int = 1, augment: bool = True):
+def crop_batches(scenes, input_size, batch_size: int, seed: int, min_keypoints: int = 1, augment: bool = True):
     """`batches(step)` of person crops for a top-down model: {"images" (B, H, W, 3) float, "kpts" (B, J, 3)}.
 
     People: every non-crowd annotation with at least `min_keypoints` labelled joints, drawn with replacement.
     Each crop is the person's box padded to the input's aspect ratio and enlarged by 1.25 (`crop.crop_batch`),
     with SimpleBaseline's augmentation (scale ×0.75-1.25, rotation σ = 30° on 60% of crops, flips) when
-    `augment`; joints that fall outside the crop are marked unlabelled. input_size: (H, W).
+    `augment`; joints that fall outside the crop are marked unlabelled. input_size: (H, W). scenes: a scene
+    set or `posekit.data.Shards` of them.
     """
     h, w = input_size
-    rows = []
-    for i, p in enumerate(people(scenes, include_crowd=False)):
-        for j in np.flatnonzero(p["num_keypoints"] >= min_keypoints):
-            rows.append((i, p["bboxes"][j], p["keypoints"][j]))
-    if not rows:
-        raise ValueError(f"crop_batches: no person with at least {min_keypoints} labelled joints in the scenes")
-    img_of = np.array([r[0] for r in rows])
-    boxes = np.stack([r[1] for r in rows])
-    kpts = np.stack([r[2] for r in rows]).astype(np.float32)
-    images = scenes["images"]
 
-    def batches(step):
-        rng = step_rng(seed, step)
-        idx = rng.integers(0, len(rows), batch_size)
-        aug = random_augment(rng, batch_size) if augment else None
-        mine = host_rows(batch_size)  # the global batch is drawn; this process builds only its rows
-        idx = idx[mine]
-        if aug is not None:
-            aug = {k: v[mine] for k, v in aug.items()}
-        src = images[img_of[idx]] if isinstance(images, np.ndarray) else [images[k] for k in img_of[idx]]
-        crops, kp, _ = crop_batch(src, boxes[idx], kpts[idx], (w, h), aug, COCO)
+    def prepare(scenes):
+        rows = []
+        for i, p in enumerate(people(scenes, include_crowd=False)):
+            for j in np.flatnonzero(p["num_keypoints"] >= min_keypoints):
+                rows.append((i, p["bboxes"][j], p["keypoints"][j]))
+        if not rows:
+            raise ValueError(f"crop_batches: no person with at least {min_keypoints} labelled joints in the scenes")
+        return {"img_of": np.array([r[0] for r in rows]), "boxes": np.stack([r[1] for r in rows]),
+                "kpts": np.stack([r[2] for r in rows]).astype(np.float32), "images": scenes["images"]}  # fmt: skip
+
+    def draw(rng, n, d):
+        idx = rng.integers(0, len(d["boxes"]), n)
+        return {"idx": idx, **(random_augment(rng, n) if augment else {})}
+
+    def build(c, d):
+        idx, images = c["idx"], d["images"]
+        aug = {k: v for k, v in c.items() if k != "idx"} or None
+        src = images[d["img_of"][idx]] if isinstance(images, np.ndarray) else [images[k] for k in d["img_of"][idx]]
+        crops, kp, _ = crop_batch(src, d["boxes"][idx], d["kpts"][idx], (w, h), aug, COCO)
         kp[..., 2] = np.where(inside_crop(kp, w, h), kp[..., 2], 0)
         kp[..., :2] = np.where(kp[..., 2:] > 0, kp[..., :2], 0.0)
         return {"images": crops.astype(np.float32) / 255.0, "kpts": kp.astype(np.float32)}
 
-    batches.num_people = len(rows)
+    batches = batch_stream(scenes, batch_size, seed, prepare, draw, build)
+    batches.num_people = sum(len(d["boxes"]) for d in batches.prepared)
     return batches
 
 
-def detector_batches(scenes: dict, input_size: int, batch_size: int, seed: int, output_stride: int = 4,
+def detector_batches(scenes, input_size: int, batch_size: int, seed: int, output_stride: int = 4,
                      scale_range=(0.7, 1.3), shift: float = 0.2):  # fmt: skip
     """`batches(step)` of detector inputs (B, S, S, 3) float and CenterNet targets (`detection.center_targets`).
 
     Each scene is fitted into the S×S input, zoomed by a random factor in `scale_range` about a centre
     shifted by up to `shift` of the side, and flipped with probability ½ (CenterNet's random scale, crop and
-    flip); boxes follow and are clipped to the input.
+    flip); boxes follow and are clipped to the input. scenes: a scene set or `posekit.data.Shards` of them.
     """
     from posekit.detection import center_targets
 
-    anns = people(scenes, include_crowd=True)
-    images = scenes["images"]
-    sizes = _image_sizes(images)
     S = int(input_size)
 
-    def batches(step):
-        rng = step_rng(seed, step)
-        idx = rng.integers(0, len(images), batch_size)
-        wh = sizes[idx].astype(float)
-        zoom = rng.uniform(*scale_range, batch_size)
+    def prepare(scenes):
+        return {"anns": people(scenes, include_crowd=True), "images": scenes["images"],
+                "sizes": _image_sizes(scenes["images"])}  # fmt: skip
+
+    def draw(rng, n, d):
+        idx = rng.integers(0, len(d["sizes"]), n)
+        wh = d["sizes"][idx].astype(float)
+        zoom = rng.uniform(*scale_range, n)
         side = wh.max(1) / zoom  # the side of the image square shown in the input
-        centre = wh / 2 + rng.uniform(-shift, shift, (batch_size, 2)) * side[:, None]
-        scale = np.stack([side, side], 1)
-        flip = rng.random(batch_size) < 0.5
-        mats = affine_matrix(centre, scale, np.zeros(batch_size), (S, S), flip=flip)
-        mine = host_rows(batch_size)  # the global batch is drawn; this process builds only its rows
-        idx, mats = idx[mine], mats[mine]
+        centre = wh / 2 + rng.uniform(-shift, shift, (n, 2)) * side[:, None]
+        flip = rng.random(n) < 0.5
+        return {"idx": idx, "mats": affine_matrix(centre, np.stack([side, side], 1), np.zeros(n), (S, S), flip=flip)}
+
+    def build(c, d):
+        idx, mats, images = c["idx"], c["mats"], d["images"]
         src = images[idx] if isinstance(images, np.ndarray) else [images[k] for k in idx]
         x = warp_images(src, mats, (S, S)).astype(np.float32) / 255.0
-        targets = [center_targets(*_boxes_in_input(anns[k], m, S), S, output_stride) for k, m in zip(idx, mats)]
+        targets = [center_targets(*_boxes_in_input(d["anns"][k], m, S), S, output_stride) for k, m in zip(idx, mats)]
         names = ("heat", "size", "offset", "mask", "ignore")
         return {"images": x, **{n: np.stack([t[i] for t in targets]) for i, n in enumerate(names)}}
 
-    return batches
+    return batch_stream(scenes, batch_size, seed, prepare, draw, build)
 
 
 def _image_sizes(images) -> np.ndarray:
@@ -199,7 +220,7 @@ def _boxes_in_input(ann: dict, mat, S: int):
     return np.concatenate([lo, hi - lo], 1), ann["iscrowd"].astype(bool)
 
 
-def bottomup_batches(scenes: dict, input_size: int, batch_size: int, seed: int, *, sigma: float = 4.0,
+def bottomup_batches(scenes, input_size: int, batch_size: int, seed: int, *, sigma: float = 4.0,
                      output_stride: int = 4, higher: bool = True, max_people: int = 16,
                      scale_range=(0.75, 1.5), rotation: float = 30.0, shift: float = 0.15):  # fmt: skip
     """`batches(step)` of whole scenes for a bottom-up model, with HigherHRNet's augmentation and targets.
@@ -217,23 +238,26 @@ def bottomup_batches(scenes: dict, input_size: int, batch_size: int, seed: int, 
     from posekit.codecs import multi_person_targets
 
     S = int(input_size)
-    anns = people(scenes, include_crowd=True)
-    images = scenes["images"]
-    sizes = _image_sizes(images)
     strides = {"": output_stride, "_half": output_stride // 2} if higher else {"": output_stride}
     perm = COCO.flip_permutation()
 
-    def batches(step):
-        rng = step_rng(seed, step)
-        idx = rng.integers(0, len(images), batch_size)
-        zoom = rng.uniform(*scale_range, batch_size)
+    def prepare(scenes):
+        return {"anns": people(scenes, include_crowd=True), "images": scenes["images"],
+                "sizes": _image_sizes(scenes["images"])}  # fmt: skip
+
+    def draw(rng, n, d):
+        sizes = d["sizes"]
+        idx = rng.integers(0, len(sizes), n)
+        zoom = rng.uniform(*scale_range, n)
         side = sizes[idx].max(1) / zoom
-        centre = sizes[idx] / 2 + rng.uniform(-shift, shift, (batch_size, 2)) * side[:, None]
-        rot = rng.uniform(-rotation, rotation, batch_size)
-        flip = rng.random(batch_size) < 0.5
+        centre = sizes[idx] / 2 + rng.uniform(-shift, shift, (n, 2)) * side[:, None]
+        rot = rng.uniform(-rotation, rotation, n)
+        flip = rng.random(n) < 0.5
         mats = affine_matrix(centre, np.stack([side, side], 1), rot, (S, S), flip=flip)
-        mine = host_rows(batch_size)  # the global batch is drawn; this process builds only its rows
-        idx, mats, flip = idx[mine], mats[mine], flip[mine]
+        return {"idx": idx, "mats": mats, "flip": flip}
+
+    def build(c, d):
+        idx, mats, flip, images, anns = c["idx"], c["mats"], c["flip"], d["images"], d["anns"]
         src = images[idx] if isinstance(images, np.ndarray) else [images[k] for k in idx]
         out = {"images": warp_images(src, mats, (S, S)).astype(np.float32) / 255.0}
         parts = {k: [] for k in ("heat", "joints", "mask", "heat_half", "mask_half")}
@@ -260,7 +284,7 @@ def bottomup_batches(scenes: dict, input_size: int, batch_size: int, seed: int, 
         out.update({k: np.stack(v) for k, v in parts.items() if v})
         return out
 
-    return batches
+    return batch_stream(scenes, batch_size, seed, prepare, draw, build)
 
 
 def _outside_boxes(boxes, hw: int, stride: int) -> np.ndarray:

@@ -6,7 +6,7 @@ import pytest
 from flax import nnx
 
 from posekit.models import HRNet, RegressionPose, SimpleBaseline, flops, param_count
-from posekit.models.layers import Backbone, depth_to_space, num_upsamplings
+from posekit.models.layers import Backbone, Upsample, conv_transpose_subpixel, depth_to_space, num_upsamplings
 
 X = jnp.zeros((2, 64, 64, 3), jnp.float32)
 
@@ -23,6 +23,30 @@ def test_simplebaseline_heatmaps_are_a_quarter_of_the_input(head):
     assert model(X, train=True).heatmaps.shape == (2, 16, 16, 16)
     x = jnp.zeros((1, 128, 96, 3))
     assert model(x, train=False).heatmaps.shape == (1, 32, 24, 16)
+
+
+@pytest.mark.parametrize("hw", [(5, 7), (8, 6)])
+def test_subpixel_transposed_conv_equals_lax_conv_transpose_and_its_gradients(hw):
+    """The deconv head's sub-pixel form is nnx.ConvTranspose(4×4, stride 2, SAME): values and both gradients."""
+    import jax
+
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.normal(size=(2, *hw, 3)), jnp.float32)
+    k = jnp.asarray(rng.normal(size=(4, 4, 3, 5)), jnp.float32)
+    g = jnp.asarray(rng.normal(size=(2, 2 * hw[0], 2 * hw[1], 5)), jnp.float32)
+
+    def ref(x, k):
+        return jax.lax.conv_transpose(x, k, (2, 2), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+    with jax.default_matmul_precision("highest"):
+        np.testing.assert_allclose(conv_transpose_subpixel(x, k), ref(x, k), atol=1e-5)
+        for f_grad, r_grad in zip(jax.grad(lambda x, k: jnp.sum(conv_transpose_subpixel(x, k) * g), (0, 1))(x, k),
+                                  jax.grad(lambda x, k: jnp.sum(ref(x, k) * g), (0, 1))(x, k)):  # fmt: skip
+            np.testing.assert_allclose(f_grad, r_grad, atol=1e-4)
+        up = Upsample(3, 5, "deconv", rngs=nnx.Rngs(0))  # the layer keeps nnx.ConvTranspose's parameters
+        np.testing.assert_allclose(conv_transpose_subpixel(x, up.conv.kernel[...]), up.conv(x), atol=1e-5)
+    with pytest.raises(ValueError, match="4×4"):
+        conv_transpose_subpixel(x, k[:3, :3])
 
 
 def test_simplebaseline_output_stride_option():

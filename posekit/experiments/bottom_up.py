@@ -17,8 +17,9 @@ from flax import nnx
 from posekit import metrics
 from posekit.bottomup import TAG_WEIGHT, bottom_up, bottomup_loss
 from posekit.checkpoint import run_dir
+from posekit.data import sharded
 from posekit.models.bottomup import AssociativeEmbedding
-from posekit.scenes import bottomup_batches, fingerprint, people, training_scenes
+from posekit.scenes import bottomup_batches, fingerprint, people, training_data, training_scenes
 from posekit.train import fit
 
 SIZE_RANGES = {"small": (0, 32**2), "medium": (32**2, 96**2), "large": (96**2, 1e10)}  # COCO's area ranges
@@ -32,23 +33,24 @@ def _pair(weight) -> list[float]:
 def train_bottom_up(*, steps: int, train_scenes: int, higher: bool = True, variant: str = "lite",
                     input_size: int = 128, sigma: float = 4.0, heatmap_loss: str = "focal",
                     tag_weight: float | None = None, lr: float = 6e-3, batch_size: int = 16, seed: int = 0,
-                    val: dict | None = None, progress: bool = True):  # fmt: skip
+                    val: dict | None = None, progress: bool = True, data_shards: int = 1):  # fmt: skip
     """Train (or load) `AssociativeEmbedding(variant, higher=higher)` on whole training scenes at `input_size`.
 
     Adam with warmup-cosine (`posekit.train.fit`); `posekit.bottomup.bottomup_loss` on the targets of
     `scenes.bottomup_batches` (Gaussians of std `sigma` input pixels), push and pull weighted `tag_weight`
     ((push, pull) or one number; default `posekit.bottomup.TAG_WEIGHT[heatmap_loss]`). `val`: a scene set on which the
-    keypoint AP (`bottom_up`, flip test) is measured 4 times during training (history "val_ap").
-    Returns (model, history).
+    keypoint AP (`bottom_up`, flip test) is measured 4 times during training (history "val_ap"). data_shards > 1:
+    each process reads only its shards of the scenes (`scenes.training_data`; another run). Returns (model, history).
     """
     cfg = dict(model="associative-embedding", variant=variant, higher=higher, steps=steps, train_scenes=train_scenes,
                input_size=input_size, sigma=sigma, heatmap_loss=heatmap_loss, lr=lr, batch_size=batch_size,
-               seed=seed, tag_weight=_pair(TAG_WEIGHT[heatmap_loss] if tag_weight is None else tag_weight))  # fmt: skip
+               seed=seed, tag_weight=_pair(TAG_WEIGHT[heatmap_loss] if tag_weight is None else tag_weight),
+               **sharded(data_shards))  # fmt: skip
     if val is not None:
         cfg["val"] = fingerprint(val)
     prior = 0.1 if heatmap_loss == "focal" else None  # CenterNet's start for sigmoid maps
     model = AssociativeEmbedding(variant, higher=higher, heatmap_prior=prior, rngs=nnx.Rngs(seed))
-    data = training_scenes(train_scenes, seed)
+    data = training_data(train_scenes, seed, data_shards)
 
     def loss_fn(m, batch):
         return bottomup_loss(m(batch["images"], train=True), batch, heatmap_loss, cfg["tag_weight"])

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from posekit.data import sharded
 from posekit.experiments.single_person import MODELS
 
 MULTI_PERSON = {
@@ -38,13 +39,15 @@ def given_only(settings: dict) -> dict:
 
 def train_recipe(name: str, *, steps: int, train_size: int, seed: int = 0, variant: str | None = None,
                  input_size=None, batch_size: int | None = None, lr: float | None = None,
-                 progress: bool = True):  # fmt: skip
+                 progress: bool = True, data_shards: int = 1):  # fmt: skip
     """Train (or load, or resume) the recipe `name` (one of `RECIPES`); returns (run folder, history).
 
     train_size: training crops (single-person recipes) or training scenes (multi-person ones). input_size: an int
     (a square input) or (H, W) for the top-down crops; None keeps the recipe's. batch_size, lr, variant: None keeps
     the recipe's. With several processes (`parallel.initialize` first), every process calls this with the same
-    arguments; batch_size is the global batch.
+    arguments; batch_size is the global batch. data_shards > 1: the training set is read in that many shards
+    (`posekit.data.Shards`), each process reading only its own; the batches then depend on the number of shards,
+    so one process with data_shards = N reproduces N processes.
     """
     from posekit.checkpoint import find_runs
     from posekit.experiments import bottom_up, single_person, top_down
@@ -53,7 +56,7 @@ def train_recipe(name: str, *, steps: int, train_size: int, seed: int = 0, varia
         raise ValueError(f"recipe: expected one of {', '.join(RECIPES)}; got {name!r}")
     given = {"variant": variant, "batch_size": batch_size, "lr": lr}
     kwargs = given_only(given)
-    common = dict(steps=steps, seed=seed, progress=progress, **kwargs)
+    common = dict(steps=steps, seed=seed, progress=progress, data_shards=data_shards, **kwargs)
     if name in MODELS:
         if input_size is not None:
             kwargs["size"] = input_size
@@ -84,5 +87,6 @@ def train_recipe(name: str, *, steps: int, train_size: int, seed: int = 0, varia
         key["size" if name in MODELS else "input_size"] = common.get("input_size", kwargs.get("size"))
     # the settings given pick the run among runs of the same recipe with other settings (newest first: a run
     # trained just now comes before an older one that also matches, e.g. DeepPose's with a cascade)
+    key.update(sharded(data_shards))
     runs = find_runs(kind, steps=steps, seed=seed, **{size_key: train_size}, **key, **given_only(given))
     return (runs[0] if runs else Path()), history

@@ -21,7 +21,7 @@ from flax import nnx
 from posekit import codecs, losses
 from posekit.checkpoint import run_dir
 from posekit.codecs import input_hw
-from posekit.data import flip_batches, synthetic_single
+from posekit.data import flip_batches, read_shards, sharded, synthetic_single
 from posekit.inference import predict_keypoints
 from posekit.models import HRNet, IntegralPose, RegressionPose, SimCCPose, SimpleBaseline
 from posekit.train import fit
@@ -97,6 +97,7 @@ def single_person_run(
     coord_loss: str = "l1",
     holdout: int = 0,
     progress: bool = True,
+    data_shards: int = 1,
     **model_kwargs,
 ):
     """Train (or load, if a finished run with the same config exists) one model of chapters 2 and 3.
@@ -107,8 +108,9 @@ def single_person_run(
     Data: `synthetic_single(train_size, seed, size)` with random flips, minus its last `holdout` crops (kept
     for `lr_sweep`); loss: `pose_loss_fn(size, sigma, coord_loss)`; Adam, warmup-cosine schedule peaking
     at `lr`. `val`: a dataset (as `synthetic_single` returns) scored with PCK@0.1 (bbox) 6 times during
-    training. Returns (model, history); the run lives in `run_dir(f"single-{model_class.__name__.lower()}",
-    config)`. Used in chapters 2 and 3.
+    training. data_shards > 1: each process renders or loads only its shards of the training crops
+    (`posekit.data.Shards`; another run). Returns (model, history); the run lives in
+    `run_dir(f"single-{model_class.__name__.lower()}", config)`. Used in chapters 2 and 3.
     """
     name = model_class.__name__.lower()
     hw = input_hw(size)
@@ -120,10 +122,16 @@ def single_person_run(
         cfg["coord_loss"] = coord_loss
     if holdout:
         cfg["holdout"] = holdout
+    cfg.update(sharded(data_shards))
     if val is not None:
         cfg["val"] = [int(len(val["images"])), float(val["keypoints"].sum())]
     model = model_class(variant, rngs=nnx.Rngs(seed), **model_kwargs)
-    data = synthetic_single(train_size, seed, size)
+    if data_shards > 1:  # each process renders (or loads) only its shards of the training crops
+        if holdout:
+            raise ValueError("single_person_run: holdout needs the whole training set; use data_shards=1")
+        data = read_shards(lambda shard: synthetic_single(train_size, seed, size, shard=shard), data_shards)
+    else:
+        data = synthetic_single(train_size, seed, size)
     if holdout:
         data = {k: v[: train_size - holdout] for k, v in data.items()}
 

@@ -18,31 +18,34 @@ from flax import nnx
 from posekit import metrics
 from posekit.checkpoint import run_dir
 from posekit.cocoio import box_results
+from posekit.data import sharded
 from posekit.detection import detection_loss
 from posekit.experiments.single_person import pose_loss_fn
 from posekit.models import HRNet, SimpleBaseline
 from posekit.models.centernet import CenterNet
-from posekit.scenes import crop_batches, detector_batches, fingerprint, people, training_scenes
+from posekit.scenes import crop_batches, detector_batches, fingerprint, people, training_data, training_scenes
 from posekit.train import fit
 
 CROP_MODELS = {"simplebaseline": (SimpleBaseline, "tiny"), "hrnet": (HRNet, "lite")}
 
 
 def train_detector(*, steps: int, train_scenes: int, seed: int = 0, variant: str = "tiny", input_size: int = 128,
-                   lr: float = 2e-3, batch_size: int = 16, val: dict | None = None, progress: bool = True):  # fmt: skip
+                   lr: float = 2e-3, batch_size: int = 16, val: dict | None = None, progress: bool = True,
+                   data_shards: int = 1):  # fmt: skip
     """Train (or load) `CenterNet(variant)` on `train_scenes` training scenes at `input_size` pixels.
 
     Adam with warmup-cosine (`posekit.train.fit`), CenterNet's loss (`detection.detection_loss`) on the
     targets of `scenes.detector_batches` (random scale, shift and flip). `val`: a scene set on which the box
     AP and the recall at IoU 0.5 are measured 4 times during training (history "val_box_ap", "val_recall50").
+    data_shards > 1: each process reads only its shards of the scenes (`scenes.training_data`; another run).
     Returns (model, history).
     """
     cfg = dict(model="centernet", variant=variant, steps=steps, train_scenes=train_scenes, seed=seed,
-               input_size=input_size, lr=lr, batch_size=batch_size)  # fmt: skip
+               input_size=input_size, lr=lr, batch_size=batch_size, **sharded(data_shards))  # fmt: skip
     if val is not None:
         cfg["val"] = fingerprint(val)
     model = CenterNet(variant, rngs=nnx.Rngs(seed))
-    data = training_scenes(train_scenes, seed)
+    data = training_data(train_scenes, seed, data_shards)
 
     def loss_fn(m, batch):
         return detection_loss(m(batch["images"], train=True), batch)
@@ -61,23 +64,24 @@ def train_detector(*, steps: int, train_scenes: int, seed: int = 0, variant: str
 
 def train_crop_model(name: str = "simplebaseline", variant: str | None = None, *, steps: int, train_scenes: int,
                      input_size=(128, 96), sigma: float = 1.0, seed: int = 0, lr: float = 6e-3,
-                     batch_size: int = 32, val: dict | None = None, progress: bool = True):  # fmt: skip
+                     batch_size: int = 32, val: dict | None = None, progress: bool = True,
+                     data_shards: int = 1):  # fmt: skip
     """Train (or load) a heatmap model (`CROP_MODELS`: "simplebaseline" tiny, "hrnet" lite) on person crops
     cut from the training scenes (`scenes.crop_batches`, augmented), spatial cross-entropy against Gaussian
     targets of std `sigma` heatmap pixels. `val`: a scene set on which the keypoint AP with its true boxes
-    (`topdown.top_down`, no flip) is measured 4 times during training (history "val_ap"). Returns (model,
-    history)."""
+    (`topdown.top_down`, no flip) is measured 4 times during training (history "val_ap"). data_shards: as in
+    `train_detector`. Returns (model, history)."""
     if name not in CROP_MODELS:
         raise ValueError(f"train_crop_model: name must be one of {list(CROP_MODELS)}, got {name!r}")
     model_class, default_variant = CROP_MODELS[name]
     variant = variant or default_variant
     h, w = input_size
     cfg = dict(model=f"{name}-crops", variant=variant, steps=steps, train_scenes=train_scenes, seed=seed,
-               input_size=[h, w], sigma=sigma, lr=lr, batch_size=batch_size)  # fmt: skip
+               input_size=[h, w], sigma=sigma, lr=lr, batch_size=batch_size, **sharded(data_shards))  # fmt: skip
     if val is not None:
         cfg["val"] = fingerprint(val)
     model = model_class(variant, heatmap_kind="logits", rngs=nnx.Rngs(seed))
-    data = training_scenes(train_scenes, seed)
+    data = training_data(train_scenes, seed, data_shards)
 
     def validate(m, step):
         from posekit.topdown import gt_boxes, top_down

@@ -148,6 +148,32 @@ def depth_to_space(x, r: int = 2):
     return x.transpose(0, 1, 3, 2, 4, 5).reshape(b, h * r, w * r, c // (r * r))
 
 
+def conv_transpose_subpixel(x, kernel):
+    """A 4×4 stride-2 'SAME' transposed convolution (`nnx.ConvTranspose`, `lax.conv_transpose`), as four
+    2×2 convolutions, one per output phase, interleaved (Shi et al. 2016, "Is the deconvolution layer the
+    same as a convolutional layer?"). x (B, H, W, Cin), kernel (4, 4, Cin, Cout) → (B, 2H, 2W, Cout).
+
+    The transposed convolution correlates the kernel with x dilated by zeros: output row 2i + a (a = 0, 1)
+    only meets kernel rows t ≡ a (mod 2), i.e. rows (0, 2) on input rows (i-1, i) for a = 0 and rows (1, 3)
+    on (i, i+1) for a = 1; columns alike. Each phase is thus a 2×2 convolution of x with one quarter of the
+    kernel's taps: the same sums, with no multiplications by inserted zeros. XLA:CPU computes the backward
+    pass of these ordinary convolutions several times faster than the transposed one's; the result and its
+    gradients agree with `lax.conv_transpose` to float rounding (tests/test_models.py).
+    """
+    if kernel.shape[:2] != (4, 4):
+        raise ValueError(f"conv_transpose_subpixel: kernel must be 4×4 (H, W, Cin, Cout), got {kernel.shape}")
+    dtype = jnp.result_type(x, kernel)
+    x, kernel = x.astype(dtype), kernel.astype(dtype)
+    taps = {0: jnp.array([0, 2]), 1: jnp.array([1, 3])}  # kernel rows/columns that meet output phase a
+    pads = {0: (1, 0), 1: (0, 1)}  # phase 0 reads inputs (i-1, i), phase 1 reads (i, i+1)
+    phases = [[jax.lax.conv_general_dilated(x, kernel[taps[a]][:, taps[b]], (1, 1), (pads[a], pads[b]),
+                                            dimension_numbers=("NHWC", "HWIO", "NHWC"))
+               for b in (0, 1)] for a in (0, 1)]  # fmt: skip
+    y = jnp.stack([jnp.stack(row, 3) for row in phases], 3)  # (B, H, W, a, b, Cout)
+    b, h, w, _ = x.shape
+    return y.transpose(0, 1, 3, 2, 4, 5).reshape(b, 2 * h, 2 * w, kernel.shape[3])
+
+
 def upsample_nearest(x, r: int):
     """Nearest-neighbour ×r upsampling: (B, H, W, C) → (B, H·r, W·r, C)."""
     return jnp.repeat(jnp.repeat(x, r, axis=1), r, axis=2)
@@ -157,8 +183,10 @@ class Upsample(nnx.Module):
     """One ×2 upsampling layer of a heatmap head, followed by BatchNorm and ReLU.
 
     kind:
-      "deconv"       4×4 transposed convolution, stride 2 (SimpleBaseline, Xiao et al. 2018). Slow to
-                     train on XLA:CPU (its backward pass is 10-30× slower than the alternatives).
+      "deconv"       4×4 transposed convolution, stride 2 (SimpleBaseline, Xiao et al. 2018), computed in
+                     its sub-pixel form (`conv_transpose_subpixel`): the same function and parameters as
+                     `nnx.ConvTranspose`, without XLA:CPU's transposed-convolution backward pass (about 8×
+                     slower on a 16×16×64 map).
       "pixelshuffle" 3×3 convolution to 4·C channels, then depth-to-space (Shi et al. 2016).
       "resize"       nearest-neighbour ×2, then a 3×3 convolution.
     """
@@ -180,7 +208,7 @@ class Upsample(nnx.Module):
 
     def __call__(self, x, train: bool = False):
         if self.kind == "deconv":
-            x = self.conv(x)
+            x = conv_transpose_subpixel(x, self.conv.kernel[...])
         elif self.kind == "pixelshuffle":
             x = depth_to_space(self.conv(x), 2)
         else:

@@ -47,7 +47,8 @@ class CenterNet(nnx.Module):
     """(B, H, W, 3) → `DetectionOutput` with maps of (B, H/4, W/4, ·). Used in chapter 4.
 
     Build with `CenterNet("tiny", rngs=nnx.Rngs(0))`. `head` is the upsampling layer kind of
-    `posekit.models.layers.Upsample` ("pixelshuffle" by default: CPU-friendly; CenterNet uses deconvolutions).
+    `posekit.models.layers.Upsample` ("pixelshuffle" by default, as the book's CPU runs train it; "deconv" for
+    CenterNet's transposed convolutions).
     """
 
     def __init__(self, variant: str = "tiny", head: str = "pixelshuffle", output_stride: int = 4, *,

@@ -1,8 +1,9 @@
 """SimpleBaseline-style heatmap model (Xiao et al., ECCV 2018): ResNet backbone → upsampling head → 1×1 conv.
 
-The original head is three 4×4 stride-2 transposed convolutions of 256 channels. `head="deconv"` builds that;
-`head="pixelshuffle"` (3×3 conv to 4C + depth-to-space) and `head="resize"` (nearest ×2 + 3×3 conv) compute
-the same kind of ×2 learned upsampling and train 10-30× faster on XLA:CPU (see `posekit.models.layers.Upsample`).
+The original head is three 4×4 stride-2 transposed convolutions of 256 channels. `head="deconv"` builds that
+(computed in its sub-pixel form, which XLA:CPU trains several times faster than `lax.conv_transpose`);
+`head="pixelshuffle"` (3×3 conv to 4C + depth-to-space, the CPU profiles' head) and `head="resize"` (nearest ×2
++ 3×3 conv) compute the same kind of ×2 learned upsampling (see `posekit.models.layers.Upsample`).
 Heatmaps come out at `output_stride` 4 (a 64×64 input gives 16×16 maps), as (B, h, w, J).
 """
 

@@ -6,8 +6,10 @@ JAX starts (XLA_FLAGS=--xla_force_host_platform_device_count=N).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -77,10 +79,48 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@contextlib.contextmanager
+def _network_namespaces(n: int = 2):
+    """`n` network namespaces joined by veth links to a bridge-less pair (n = 2): separate network stacks, as on
+    two machines, whose only path to each other is the link (`ip netns`, iproute2; needs root). Yields
+    [(command prefix, address)] per host, or None where namespaces cannot be made here. Inside each namespace
+    the machine's hostname resolves to that namespace's own address (`/etc/netns/NAME/hosts`, which `ip netns
+    exec` mounts over /etc/hosts), so gloo listens on the link, not on a loopback the other host cannot reach."""
+    if n != 2 or shutil.which("ip") is None or os.geteuid() != 0:
+        yield None
+        return
+    tag = f"pk{os.getpid() % 100000}"
+    names, subnet = [f"{tag}h{i}" for i in range(n)], f"10.231.{os.getpid() % 250}"
+    addrs = [f"{subnet}.{i + 1}" for i in range(n)]
+    setup = [["ip", "netns", "add", names[0]], ["ip", "netns", "add", names[1]],
+             ["ip", "link", "add", f"{tag}v0", "type", "veth", "peer", "name", f"{tag}v1"]]  # fmt: skip
+    for i, name in enumerate(names):
+        setup += [["ip", "link", "set", f"{tag}v{i}", "netns", name],
+                  ["ip", "-n", name, "addr", "add", f"{addrs[i]}/24", "dev", f"{tag}v{i}"],
+                  ["ip", "-n", name, "link", "set", f"{tag}v{i}", "up"], ["ip", "-n", name, "link", "set", "lo", "up"]]
+    try:
+        for cmd in setup:
+            if subprocess.run(cmd, capture_output=True).returncode:
+                yield None
+                return
+        for name, addr in zip(names, addrs):
+            folder = Path("/etc/netns") / name
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "hosts").write_text(f"127.0.0.1 localhost\n{addr} {socket.gethostname()}\n")
+        yield [(["ip", "netns", "exec", name], addr) for name, addr in zip(names, addrs)]
+    finally:
+        for name in names:
+            subprocess.run(["ip", "netns", "del", name], capture_output=True)  # the veth ends go with them
+            shutil.rmtree(Path("/etc/netns") / name, ignore_errors=True)
+
+
 def _processes(*args: str, env: dict | None = None, module: str = "tests.parallel_worker", n: int = 2,
-               devices: int = 2, per_process=lambda i: ()) -> list[str]:  # fmt: skip
-    """Start `n` processes joined by jax.distributed on a free localhost port; their stdouts, in process order."""
+               devices: int = 2, per_process=lambda i: (), hosts=None) -> list[str]:  # fmt: skip
+    """Start `n` processes joined by jax.distributed on a free localhost port; their stdouts, in process order.
+    hosts: [(command prefix, address)] per process (`_network_namespaces`): each runs there, and process 0's
+    address is the coordinator's."""
     port = str(_free_port())
+    coordinator = f"{hosts[0][1] if hosts else 'localhost'}:{port}"
     base = {**os.environ, **(env or {}), "JAX_PLATFORMS": "cpu",
             "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}  # fmt: skip
     procs = []
@@ -91,9 +131,10 @@ def _processes(*args: str, env: dict | None = None, module: str = "tests.paralle
             penv = base
         else:  # the posekit command, configured by JAX's standard environment variables
             cmd = [sys.executable, "-m", module, *args]
-            penv = {**base, "JAX_COORDINATOR_ADDRESS": f"localhost:{port}", "JAX_NUM_PROCESSES": str(n),
+            penv = {**base, "JAX_COORDINATOR_ADDRESS": coordinator, "JAX_NUM_PROCESSES": str(n),
                     "JAX_PROCESS_ID": str(i)}  # fmt: skip
-        procs.append(subprocess.Popen([*cmd, *per_process(i)], cwd=ROOT, env=penv, stdout=subprocess.PIPE,
+        prefix = hosts[i][0] if hosts else []
+        procs.append(subprocess.Popen([*prefix, *cmd, *per_process(i)], cwd=ROOT, env=penv, stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE, text=True))  # fmt: skip
     outs = []
     for p in procs:
@@ -127,13 +168,17 @@ def test_posekit_train_on_two_hosts_matches_one(tmp_path, shards):
     """`posekit train` in two processes configured by JAX's environment variables trains the chapter recipe's
     model like one process: the same global batches, the same checkpoint. By default each host reads only its
     shard of the training crops (the one process reads both with --data-shards 2); with --data-shards 1 each
-    host reads all of them and builds its half of every batch of a plain one-process run."""
+    host reads all of them and builds its half of every batch of a plain one-process run. The sharded case runs
+    its two processes in two network namespaces joined by a veth link where the tests run as root (as CI
+    does): no shared loopback, every byte between the hosts crosses the link; elsewhere on localhost."""
     from posekit.checkpoint import CKPT_NAME, _read
 
     args = ("train", "heatmap", "--steps", "3", "--train-size", "16", "--batch-size", "8", "--lr", "1e-3", "--quiet")
     flag = () if shards == 2 else ("--data-shards", "1")
-    two = _processes(*args, *flag, module="posekit.cli", devices=1,
-                     per_process=lambda i: ("--cache", str(tmp_path / f"host{i}")))  # fmt: skip
+    with _network_namespaces() if shards == 2 else contextlib.nullcontext() as hosts:
+        two = _processes(*args, *flag, module="posekit.cli", devices=1, hosts=hosts,
+                         per_process=lambda i: ("--cache", str(tmp_path / f"host{i}")))  # fmt: skip
+    print("hosts:", "network namespaces " + ", ".join(a for _, a in hosts) if hosts else "localhost")
     data = {i: sorted(p.name for p in (tmp_path / f"host{i}" / "data").glob("*.npz")) for i in (0, 1)}
     if shards == 2:  # each host rendered its own half of the 16 training crops, and nothing else
         assert data == {i: [f"single-16-0-64-shard{i}of2.npz"] for i in (0, 1)}, data

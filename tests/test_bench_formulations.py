@@ -1,6 +1,7 @@
 """The benchmarks' alternative formulations compute what they stand in for (issue 18's speed experiments).
 
-The weight-gradient formulations of `benchmarks/bench_conv_grad.py` equal XLA's; the PyTorch twins of
+The weight-gradient formulations of `benchmarks/bench_conv_grad.py` equal XLA's, as does the sub-pixel transposed
+convolution that `benchmarks/bench_deconv.py` times against `lax.conv_transpose`; the PyTorch twins of
 `benchmarks/torch_ports.py` compute the NNX networks' outputs (skipped where the bench extra, torch, is absent).
 """
 
@@ -23,6 +24,13 @@ def test_weight_gradient_formulations_equal_xla(h, cin, cout, k, s):
     assert np.abs(ref).max() > 0
     for name, (g, a) in cases.items():
         np.testing.assert_allclose(np.asarray(g(*a, s)), ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max(), err_msg=name)
+
+
+def test_the_deconv_benchmark_compares_equal_computations():
+    from benchmarks.bench_deconv import measure
+
+    row = measure(3, 5, 4, 6, reps=1, batch=2)  # output and both gradients, in both forms
+    assert row["max_err"] < 1e-5 and row["lax.conv_transpose_ms"] > 0 and row["sub-pixel_ms"] > 0
 
 
 def _models():

@@ -87,6 +87,21 @@ def test_a_host_builds_its_block_of_the_batch_from_its_shard_alone(name):
     np.testing.assert_array_equal(both(1)["images"], both(1)["images"])
 
 
+@pytest.mark.parametrize("name", list(STREAMS))
+def test_unsharded_each_process_builds_its_rows_of_one_global_batch(name, monkeypatch):
+    """Without shards every host holds the whole set, draws the global batch and builds its rows of it."""
+    import jax
+
+    load, stream = STREAMS[name]
+    whole = load(24)
+    full = stream(whole)(2)
+    monkeypatch.setattr(jax, "process_count", lambda: 2)
+    monkeypatch.setattr(jax, "process_index", lambda: 1)
+    mine = stream(whole)(2)  # what process 1 of 2 builds
+    for k, v in full.items():
+        np.testing.assert_array_equal(mine[k], v[len(v) // 2 :], err_msg=k)
+
+
 def test_read_shards_reads_this_process_shards_only():
     data = read_shards(lambda shard: synthetic_single(12, 0, 64, shard=shard), 3)
     assert data.num_shards == 3 and sorted(data.parts) == [0, 1, 2]  # one process reads every shard

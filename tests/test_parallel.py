@@ -163,29 +163,24 @@ def test_two_processes_with_jax_distributed_resume_and_train_like_one_device(tmp
         np.testing.assert_allclose(x, y, rtol=RTOL, atol=ATOL)
 
 
-@pytest.mark.parametrize("shards", [2, 1])
-def test_posekit_train_on_two_hosts_matches_one(tmp_path, shards):
+def test_posekit_train_on_two_hosts_matches_one(tmp_path):
     """`posekit train` in two processes configured by JAX's environment variables trains the chapter recipe's
-    model like one process: the same global batches, the same checkpoint. By default each host reads only its
-    shard of the training crops (the one process reads both with --data-shards 2); with --data-shards 1 each
-    host reads all of them and builds its half of every batch of a plain one-process run. The sharded case runs
-    its two processes in two network namespaces joined by a veth link where the tests run as root (as CI
-    does): no shared loopback, every byte between the hosts crosses the link; elsewhere on localhost."""
+    model like one process: the same global batches, the same checkpoint. Each host reads only its shard of the
+    training crops (the default: one shard per process); one process reads both with --data-shards 2. The two
+    processes run in two network namespaces joined by a veth link where the tests run as root (as CI does): no
+    shared loopback, every byte between the hosts crosses the link; elsewhere on localhost. (--data-shards 1,
+    every host reading all of it and building its rows of one global batch: tests/test_data_shards.py.)"""
     from posekit.checkpoint import CKPT_NAME, _read
 
     args = ("train", "heatmap", "--steps", "3", "--train-size", "16", "--batch-size", "8", "--lr", "1e-3", "--quiet")
-    flag = () if shards == 2 else ("--data-shards", "1")
-    with _network_namespaces() if shards == 2 else contextlib.nullcontext() as hosts:
-        two = _processes(*args, *flag, module="posekit.cli", devices=1, hosts=hosts,
+    with _network_namespaces() as hosts:
+        two = _processes(*args, module="posekit.cli", devices=1, hosts=hosts,
                          per_process=lambda i: ("--cache", str(tmp_path / f"host{i}")))  # fmt: skip
     print("hosts:", "network namespaces " + ", ".join(a for _, a in hosts) if hosts else "localhost")
     data = {i: sorted(p.name for p in (tmp_path / f"host{i}" / "data").glob("*.npz")) for i in (0, 1)}
-    if shards == 2:  # each host rendered its own half of the 16 training crops, and nothing else
-        assert data == {i: [f"single-16-0-64-shard{i}of2.npz"] for i in (0, 1)}, data
-    else:
-        assert data == {i: ["single-16-0-64.npz"] for i in (0, 1)}, data
-    flag = ("--data-shards", "2") if shards == 2 else ()
-    cmd = [sys.executable, "-m", "posekit.cli", *args, *flag, "--cache", str(tmp_path / "one")]
+    # each host rendered its own half of the 16 training crops, and nothing else
+    assert data == {i: [f"single-16-0-64-shard{i}of2.npz"] for i in (0, 1)}, data
+    cmd = [sys.executable, "-m", "posekit.cli", *args, "--data-shards", "2", "--cache", str(tmp_path / "one")]
     # one process with two devices: the same two halves of each batch summed, as on two hosts of one device each
     # (batch statistics of an untrained net can hold near-constant channels, whose normalization magnifies how a
     # sum was rounded, so one device against two can differ by far more than float rounding on some batches)

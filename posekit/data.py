@@ -95,7 +95,7 @@ def read_shards(load: Callable[[tuple[int, int]], dict], num_shards: int) -> Sha
     return Shards(num_shards, {s: load((s, num_shards)) for s in host_shards(num_shards)})
 
 
-def sharded(data_shards: int) -> dict:
+def shards_config(data_shards: int) -> dict:
     """A run's config entry for its data shards: none for one (the configs of unsharded runs stay as they were)."""
     if not isinstance(data_shards, int) or data_shards < 1:
         raise ValueError(f"data_shards: expected a positive integer, got {data_shards!r}")
@@ -127,13 +127,13 @@ def batch_stream(data, batch_size: int, seed: int, prepare: Callable, draw: Call
         raise ValueError(f"batch: the global batch of {batch_size} does not split evenly over {S} data shards")
     parts = {s: prepare(part) for s, part in sorted(data.parts.items())}
 
-    def sharded(step):
+    def batches_of_shards(step):
         blocks = [build(draw(np.random.default_rng([int(seed), int(step), s]), batch_size // S, p), p)
                   for s, p in parts.items()]  # fmt: skip
         return {k: np.concatenate([b[k] for b in blocks]) for k in blocks[0]}
 
-    sharded.prepared = list(parts.values())
-    return sharded
+    batches_of_shards.prepared = list(parts.values())
+    return batches_of_shards
 
 
 def flip_batches(data, batch_size: int, seed: int, flip: bool = True):

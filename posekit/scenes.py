@@ -179,9 +179,6 @@ def detector_batches(scenes, input_size: int, batch_size: int, seed: int, output
 
     S = int(input_size)
 
-    def prepare(scenes):
-        return {"anns": people(scenes, include_crowd=True), "images": scenes["images"],
-                "sizes": _image_sizes(scenes["images"])}  # fmt: skip
 
     def draw(rng, n, d):
         idx = rng.integers(0, len(d["sizes"]), n)
@@ -200,7 +197,13 @@ def detector_batches(scenes, input_size: int, batch_size: int, seed: int, output
         names = ("heat", "size", "offset", "mask", "ignore")
         return {"images": x, **{n: np.stack([t[i] for t in targets]) for i, n in enumerate(names)}}
 
-    return batch_stream(scenes, batch_size, seed, prepare, draw, build)
+    return batch_stream(scenes, batch_size, seed, _whole_scenes, draw, build)
+
+
+def _whole_scenes(scenes: dict) -> dict:
+    """What the whole-scene streams (detector, bottom-up) draw from: annotations, images and their sizes."""
+    return {"anns": people(scenes, include_crowd=True), "images": scenes["images"],
+            "sizes": _image_sizes(scenes["images"])}  # fmt: skip
 
 
 def _image_sizes(images) -> np.ndarray:
@@ -241,9 +244,6 @@ def bottomup_batches(scenes, input_size: int, batch_size: int, seed: int, *, sig
     strides = {"": output_stride, "_half": output_stride // 2} if higher else {"": output_stride}
     perm = COCO.flip_permutation()
 
-    def prepare(scenes):
-        return {"anns": people(scenes, include_crowd=True), "images": scenes["images"],
-                "sizes": _image_sizes(scenes["images"])}  # fmt: skip
 
     def draw(rng, n, d):
         sizes = d["sizes"]
@@ -284,7 +284,7 @@ def bottomup_batches(scenes, input_size: int, batch_size: int, seed: int, *, sig
         out.update({k: np.stack(v) for k, v in parts.items() if v})
         return out
 
-    return batch_stream(scenes, batch_size, seed, prepare, draw, build)
+    return batch_stream(scenes, batch_size, seed, _whole_scenes, draw, build)
 
 
 def _outside_boxes(boxes, hw: int, stride: int) -> np.ndarray:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from posekit import parallel, scenes
-from posekit.data import Shards, flip_batches, read_shards, sharded, synthetic_single
+from posekit.data import Shards, flip_batches, read_shards, shards_config, synthetic_single
 
 
 @pytest.fixture(autouse=True)
@@ -117,8 +117,8 @@ def test_shard_errors_name_the_problem():
     with pytest.raises(ValueError, match="0 <= shard < 2"):
         parallel.shard_range(10, 2, 2)
     with pytest.raises(ValueError, match="data_shards: expected a positive integer, got 0"):
-        sharded(0)
-    assert sharded(1) == {} and sharded(2) == {"data_shards": 2}
+        shards_config(0)
+    assert shards_config(1) == {} and shards_config(2) == {"data_shards": 2}
 
 
 def test_held_out_crops_need_the_whole_training_set():

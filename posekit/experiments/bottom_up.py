@@ -17,7 +17,7 @@ from flax import nnx
 from posekit import metrics
 from posekit.bottomup import TAG_WEIGHT, bottom_up, bottomup_loss
 from posekit.checkpoint import run_dir
-from posekit.data import sharded
+from posekit.data import shards_config
 from posekit.models.bottomup import AssociativeEmbedding
 from posekit.scenes import bottomup_batches, fingerprint, people, training_data, training_scenes
 from posekit.train import fit
@@ -45,7 +45,7 @@ def train_bottom_up(*, steps: int, train_scenes: int, higher: bool = True, varia
     cfg = dict(model="associative-embedding", variant=variant, higher=higher, steps=steps, train_scenes=train_scenes,
                input_size=input_size, sigma=sigma, heatmap_loss=heatmap_loss, lr=lr, batch_size=batch_size,
                seed=seed, tag_weight=_pair(TAG_WEIGHT[heatmap_loss] if tag_weight is None else tag_weight),
-               **sharded(data_shards))  # fmt: skip
+               **shards_config(data_shards))  # fmt: skip
     if val is not None:
         cfg["val"] = fingerprint(val)
     prior = 0.1 if heatmap_loss == "focal" else None  # CenterNet's start for sigmoid maps

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from posekit.data import sharded
+from posekit.data import shards_config
 from posekit.experiments.single_person import MODELS
 
 MULTI_PERSON = {
@@ -87,6 +87,6 @@ def train_recipe(name: str, *, steps: int, train_size: int, seed: int = 0, varia
         key["size" if name in MODELS else "input_size"] = common.get("input_size", kwargs.get("size"))
     # the settings given pick the run among runs of the same recipe with other settings (newest first: a run
     # trained just now comes before an older one that also matches, e.g. DeepPose's with a cascade)
-    key["data_shards"] = sharded(data_shards).get("data_shards")  # None: an unsharded run's config has no such key
+    key["data_shards"] = shards_config(data_shards).get("data_shards")  # None: an unsharded run's config has none
     runs = find_runs(kind, steps=steps, seed=seed, **{size_key: train_size}, **key, **given_only(given))
     return (runs[0] if runs else Path()), history

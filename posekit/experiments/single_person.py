@@ -21,7 +21,7 @@ from flax import nnx
 from posekit import codecs, losses
 from posekit.checkpoint import run_dir
 from posekit.codecs import input_hw
-from posekit.data import flip_batches, read_shards, sharded, synthetic_single
+from posekit.data import flip_batches, read_shards, shards_config, synthetic_single
 from posekit.inference import predict_keypoints
 from posekit.models import HRNet, IntegralPose, RegressionPose, SimCCPose, SimpleBaseline
 from posekit.train import fit
@@ -122,7 +122,7 @@ def single_person_run(
         cfg["coord_loss"] = coord_loss
     if holdout:
         cfg["holdout"] = holdout
-    cfg.update(sharded(data_shards))
+    cfg.update(shards_config(data_shards))
     if val is not None:
         cfg["val"] = [int(len(val["images"])), float(val["keypoints"].sum())]
     model = model_class(variant, rngs=nnx.Rngs(seed), **model_kwargs)

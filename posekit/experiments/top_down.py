@@ -18,7 +18,7 @@ from flax import nnx
 from posekit import metrics
 from posekit.checkpoint import run_dir
 from posekit.cocoio import box_results
-from posekit.data import sharded
+from posekit.data import shards_config
 from posekit.detection import detection_loss
 from posekit.experiments.single_person import pose_loss_fn
 from posekit.models import HRNet, SimpleBaseline
@@ -41,7 +41,7 @@ def train_detector(*, steps: int, train_scenes: int, seed: int = 0, variant: str
     Returns (model, history).
     """
     cfg = dict(model="centernet", variant=variant, steps=steps, train_scenes=train_scenes, seed=seed,
-               input_size=input_size, lr=lr, batch_size=batch_size, **sharded(data_shards))  # fmt: skip
+               input_size=input_size, lr=lr, batch_size=batch_size, **shards_config(data_shards))  # fmt: skip
     if val is not None:
         cfg["val"] = fingerprint(val)
     model = CenterNet(variant, rngs=nnx.Rngs(seed))
@@ -77,7 +77,7 @@ def train_crop_model(name: str = "simplebaseline", variant: str | None = None, *
     variant = variant or default_variant
     h, w = input_size
     cfg = dict(model=f"{name}-crops", variant=variant, steps=steps, train_scenes=train_scenes, seed=seed,
-               input_size=[h, w], sigma=sigma, lr=lr, batch_size=batch_size, **sharded(data_shards))  # fmt: skip
+               input_size=[h, w], sigma=sigma, lr=lr, batch_size=batch_size, **shards_config(data_shards))  # fmt: skip
     if val is not None:
         cfg["val"] = fingerprint(val)
     model = model_class(variant, heatmap_kind="logits", rngs=nnx.Rngs(seed))

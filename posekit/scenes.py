@@ -89,6 +89,13 @@ def training_data(num: int, seed: int = 0, data_shards: int = 1):
     return read_shards(lambda shard: training_scenes(num, seed, shard), data_shards)
 
 
+def _restrict(coco: dict, ids) -> dict:
+    """The COCO dict with only the images `ids` and their annotations."""
+    keep = set(ids)
+    return dict(coco, images=[im for im in coco["images"] if im["id"] in keep],
+                annotations=[a for a in coco["annotations"] if a["image_id"] in keep])  # fmt: skip
+
+
 def load_folder(annotations, image_dir, shard: tuple[int, int] | None = None) -> dict:
     """A COCO person_keypoints file and its image folder as a scene set (e.g. COCO's val2017, or a folder
     written by `posekit synth --kind scene`). Images keep their own sizes (a list). shard (s, S): only the
@@ -98,9 +105,7 @@ def load_folder(annotations, image_dir, shard: tuple[int, int] | None = None) ->
     ids = [im["id"] for im in coco["images"]]
     if shard is not None:
         ids = [ids[i] for i in shard_range(len(ids), *shard)]
-        keep = set(ids)
-        coco = dict(coco, images=[im for im in coco["images"] if im["id"] in keep],
-                    annotations=[a for a in coco["annotations"] if a["image_id"] in keep])  # fmt: skip
+        coco = _restrict(coco, ids)
     return {"images": cocoio.load_images(coco, image_dir, ids), "coco": coco, "image_ids": ids}
 
 
@@ -119,9 +124,7 @@ def select(scenes: dict, index) -> dict:
     """The scene set restricted to the images at positions `index` (ground truth kept for those only)."""
     index = list(np.asarray(index).reshape(-1))
     ids = [scenes["image_ids"][i] for i in index]
-    keep = set(ids)
-    coco = dict(scenes["coco"], images=[im for im in scenes["coco"]["images"] if im["id"] in keep],
-                annotations=[a for a in scenes["coco"]["annotations"] if a["image_id"] in keep])  # fmt: skip
+    coco = _restrict(scenes["coco"], ids)
     images = scenes["images"]
     images = images[index] if isinstance(images, np.ndarray) else [images[i] for i in index]
     return {"images": images, "coco": coco, "image_ids": ids}

@@ -27,6 +27,8 @@ from flax import nnx, serialization
 from posekit.io import atomic_write_bytes
 
 CKPT_NAME = "checkpoint.msgpack"
+WEIGHTS = (nnx.Param, nnx.BatchStat)  # what a trained model is, without its optimizer: a filter for nnx.state
+CURVE_NAME = "curve.json"  # a run's validation curve, written as it trains (`posekit.train.fit`)
 # Part of every run's hash: raised when what a checkpoint holds changes (2: the learning-rate schedule moved
 # into the optimizer state), so that an old cached run is retrained rather than loaded into a new structure.
 RUN_FORMAT = 2
@@ -143,3 +145,28 @@ def load_run(model: nnx.Module, ckpt_dir):
     nnx.update(model, state)
     history = {k: np.asarray(v) for k, v in _history(payload).items()}
     return model, history, int(payload["step"])
+
+
+def weights_bytes(model: nnx.Module) -> bytes:
+    """A model's parameters and BatchNorm statistics (float32), as msgpack bytes: what a zoo file holds."""
+    state = nnx.state(model, WEIGHTS)
+    flat = {k: np.asarray(v, np.float32) for k, v in _flat(nnx.to_pure_dict(state)).items()}
+    return serialization.msgpack_serialize(flat)
+
+
+def load_weights_bytes(model: nnx.Module, data: bytes) -> nnx.Module:
+    """Load `weights_bytes` into `model` (in place; returns it). A clear ValueError when they do not fit."""
+    try:
+        flat = serialization.msgpack_restore(data)
+    except Exception as e:  # msgpack raises several types for damaged bytes
+        raise ValueError(f"not a weights file ({type(e).__name__}: {e})") from None
+    if not isinstance(flat, dict):
+        raise ValueError("not a weights file (expected a table of arrays)")
+    state = nnx.state(model, WEIGHTS)
+    pure = nnx.to_pure_dict(state)
+    extra = set(flat) - {jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_leaves_with_path(pure)}
+    if extra:
+        raise ValueError(f"the weights have {len(extra)} entries the model lacks, e.g. {sorted(extra)[:3]}")
+    nnx.replace_by_pure_dict(state, _unflat(pure, flat))
+    nnx.update(model, state)
+    return model

@@ -5,6 +5,7 @@
     posekit predict --images DIR --run topdown-pose-... --detector-run detector-... --out results.json
     posekit eval data/val/annotations.json results.json [--iou-type bbox] [--sigmas ...] [--per-image out.csv]
     posekit train heatmap --steps 2000 --train-size 8192    (a chapter's recipe; several hosts: --coordinator ...)
+    posekit zoo list | verify [NAME ...] | train NAME ... [--all]     (the long-trained models; --zoo DIR)
     posekit assign --out assignments [chapters/06_metrics_parts_and_keypoints.ipynb ...]   (needs the teach extra)
     posekit grade submissions/ --autograders assignments/autograder --out scores.csv [--jobs 2]
 
@@ -206,6 +207,76 @@ def _add_train(sub) -> None:
     p.set_defaults(func=_train)
 
 
+def _zoo(args: argparse.Namespace) -> int:
+    from posekit import zoo
+
+    if args.zoo_command == "list":
+        rows = zoo.table_rows(args.zoo)
+        header = ["name", "chapter", "metric", "steps", "size"]
+        widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+        for r in [header, *rows]:
+            print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
+        total = sum(e["bytes"] for e in zoo.read_manifest(args.zoo)["models"].values())
+        print(f"{len(rows)} models, {total / 1e6:.1f} MB in {zoo.zoo_dir(args.zoo)}")
+        return 0
+    if args.zoo_command == "verify":
+        from posekit.book import enable_compilation_cache
+
+        enable_compilation_cache()
+        names = args.names or list(zoo.read_manifest(args.zoo)["models"])
+        if not names:
+            raise zoo.ZooError(f"zoo: {zoo.zoo_dir(args.zoo) / zoo.MANIFEST}: no models to verify")
+        failed = []
+        for name in names:
+            try:
+                got = zoo.verify(name, args.zoo)
+            except zoo.ZooError as e:
+                failed.append(name)
+                print(f"FAILED {e}", flush=True)
+                continue
+            print(f"ok     {name}: sha256, config, " + ", ".join(f"{k} {v:.4f}" for k, v in got.items()), flush=True)
+        if failed:
+            raise zoo.ZooError(f"zoo verify: {len(failed)} of {len(names)} models failed: {', '.join(failed)}")
+        return 0
+    from posekit.book import enable_compilation_cache
+
+    enable_compilation_cache()
+    names = list(zoo.ENTRIES) if args.all else args.names
+    if not names:
+        raise ValueError("zoo train: give NAME ... or --all")
+    for name in names:
+        zoo.entry_of(name)  # unknown names fail before any training
+    for name in names:
+        record = zoo.export(name, args.zoo, progress=not args.quiet)
+        value, where = record["metrics"][record["metric"]], zoo.zoo_dir(args.zoo) / record["file"]
+        print(f"{name}: {record['metric']} {value:.4f} after {record['steps']:,} steps "
+              f"({record['train_seconds'] / 60:.1f} min) -> {where}", flush=True)  # fmt: skip
+    return 0
+
+
+def _add_zoo(sub) -> None:
+    p = sub.add_parser(
+        "zoo",
+        help="the model zoo: list, verify or retrain the long-trained models the chapters load",
+        description="The book's zoo: models trained long with the chapters' own recipes, stored with a manifest "
+        "(config, steps, training time and machine, commit, sha256, validation curve, metrics). The folder is "
+        "--zoo DIR, else $POSEKIT_ZOO, else the repository's zoo/.",
+    )
+    zsub = p.add_subparsers(dest="zoo_command", required=True)
+    for name, text in [("list", "a table: name, chapter, metric, steps, size"),
+                       ("verify", "check each file's sha256 and config, and re-evaluate it against the manifest"),
+                       ("train", "retrain from the recipe (resumes an interrupted run), then write the file and "
+                                 "its manifest entry")]:  # fmt: skip
+        q = zsub.add_parser(name, help=text, description=text)
+        q.add_argument("--zoo", default=None, metavar="DIR", help="the zoo folder (default $POSEKIT_ZOO or zoo/)")
+        if name != "list":
+            q.add_argument("names", nargs="*", metavar="NAME", help="zoo models (default for verify: all)")
+        if name == "train":
+            q.add_argument("--all", action="store_true", help="every recipe of the zoo (what `make zoo` runs)")
+            q.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_zoo)
+
+
 def _assign(args: argparse.Namespace) -> int:
     from posekit import coursework
 
@@ -263,6 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_predict(sub)
     _add_eval(sub)
     _add_train(sub)
+    _add_zoo(sub)
     _add_assign(sub)
     _add_grade(sub)
     return parser

@@ -3,7 +3,7 @@
     data = synthetic_single(8192, seed=0, size=64)       # images (N, 64, 64, 3) uint8, keypoints (N, 17, 3), ...
     batches = flip_batches(data, batch_size=32, seed=0)  # batches(step) -> {"images", "kpts"}
 
-A batch stream is a pure function of the step (`posekit.train.step_rng`), so a training run is deterministic
+A batch stream is a pure function of the step (`step_rng`), so a training run is deterministic
 and resumes on exactly the batches it would have seen.
 
 Several hosts (`posekit.parallel`): given one dataset, every host holds all of it, draws the whole global batch
@@ -26,7 +26,11 @@ from posekit.crop import flip_keypoints
 from posekit.io import atomic_write_bytes
 from posekit.parallel import host_rows, host_shards, shard_range
 from posekit.skeleton import COCO
-from posekit.train import step_rng
+
+
+def step_rng(seed: int, step: int) -> np.random.Generator:
+    """The numpy generator for one step's data: a pure function of (seed, step)."""
+    return np.random.default_rng([int(seed), int(step)])
 
 
 def synthetic_single(num: int, seed: int, size=64, shard: tuple[int, int] | None = None) -> dict:

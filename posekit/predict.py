@@ -25,9 +25,8 @@ POSE_MODELS = ("associative-embedding", "simplebaseline-crops", "hrnet-crops")
 
 def _model_of(folder) -> tuple[str, dict, object]:
     """(kind, config, model with the run's weights) of a run folder or of a checkpoint file inside one."""
-    from flax import nnx
-
     from posekit.checkpoint import CKPT_NAME, load_run, read_run
+    from posekit.models import build_model
 
     folder = Path(folder)
     if folder.is_file():
@@ -36,21 +35,9 @@ def _model_of(folder) -> tuple[str, dict, object]:
         raise FileNotFoundError(f"{folder}: no checkpoint ({CKPT_NAME}) in this run folder")
     cfg = read_run(folder)["config"]
     kind = cfg.get("model")
-    if kind == "associative-embedding":
-        from posekit.models.bottomup import AssociativeEmbedding
-
-        prior = 0.1 if cfg.get("heatmap_loss", "focal") == "focal" else None
-        model = AssociativeEmbedding(cfg["variant"], higher=cfg["higher"], heatmap_prior=prior, rngs=nnx.Rngs(0))
-    elif kind in ("simplebaseline-crops", "hrnet-crops"):
-        from posekit.experiments.top_down import CROP_MODELS
-
-        model = CROP_MODELS[kind.removesuffix("-crops")][0](cfg["variant"], heatmap_kind="logits", rngs=nnx.Rngs(0))
-    elif kind == "centernet":
-        from posekit.models.centernet import CenterNet
-
-        model = CenterNet(cfg["variant"], rngs=nnx.Rngs(0))
-    else:
+    if kind not in (*POSE_MODELS, "centernet"):
         raise ValueError(f"{folder}: a {kind!r} run; predict runs {', '.join(POSE_MODELS)} (and centernet boxes)")
+    model = build_model(cfg)
     try:
         load_run(model, folder)
     except ValueError as e:

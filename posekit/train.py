@@ -3,7 +3,7 @@
     model, history = fit(model, loss_fn, batches, steps=2000, lr=2e-3, ckpt_dir=run_dir("heatmap", cfg))
 
 * `loss_fn(model, batch) -> (loss, aux dict)` calls the model with `train=True`; `batches(step) -> dict` of
-  numpy arrays, a pure function of the step (seed the data with `step_rng(seed, step)`), so a run is
+  numpy arrays, a pure function of the step (seed the data with `posekit.data.step_rng(seed, step)`), so a run is
   deterministic and an interrupted run resumes on exactly the batches it would have seen.
 * The train step is a pure function under `jax.jit`: `nnx.split` once, `nnx.merge` at the top of the jitted
   function (the fastest pattern on CPU; graph-mode `nnx.jit` costs ~3 ms per step).
@@ -35,12 +35,8 @@ from flax import nnx
 from tqdm import tqdm
 
 from posekit import parallel
-from posekit.checkpoint import CKPT_NAME, load_checkpoint, save_checkpoint
-
-
-def step_rng(seed: int, step: int) -> np.random.Generator:
-    """The numpy generator for one step's data: a pure function of (seed, step)."""
-    return np.random.default_rng([int(seed), int(step)])
+from posekit.checkpoint import CKPT_NAME, CURVE_NAME, load_checkpoint, save_checkpoint
+from posekit.io import atomic_write_json
 
 
 class ScheduleState(NamedTuple):
@@ -206,7 +202,8 @@ def fit(
       ckpt_dir: folder for `checkpoint.msgpack` (None: no checkpoints). A finished run there is loaded
         and returned without training; an unfinished one is resumed.
       ckpt_every: steps between checkpoints (and one at the end).
-      validate: optional `validate(model, step) -> dict of floats`, called every `val_every` steps and at the end.
+      validate: optional `validate(model, step) -> dict of floats`, called every `val_every` steps and at the end;
+        with `ckpt_dir`, the curve so far is written to `curve.json` there after each validation.
       progress: a text tqdm bar on stderr (mininterval 2 s) with the loss and images/s.
       mesh: the devices to train on (`parallel.data_mesh`; default every device). The batch size must be a
         multiple of the number of devices (a clear error says so). With several processes
@@ -237,11 +234,12 @@ def fit(
     log = _History(history, start, steps, desc, progress)
     train_step = make_train_step(graphdef, loss_fn, parallel.replicated(mesh), compute_dtype)
     sharded = lambda step: parallel.shard_batch(batches(step), mesh)  # noqa: E731
+    curve = ckpt.parent / CURVE_NAME if ckpt is not None else None
     state = _train_loop(train_step, state, sharded, start, steps, log, ckpt, ckpt_every,
-                        validate and (lambda step, state: _validate(model, opt, state, validate, step, log)),
+                        validate and (lambda step, state: _validate(model, opt, state, validate, step, log, curve)),
                         val_every)  # fmt: skip
     if validate is not None:
-        _validate(model, opt, state, validate, steps, log)
+        _validate(model, opt, state, validate, steps, log, curve)
     nnx.update((model, opt), state)
     if ckpt is not None:
         _save(ckpt, state, steps, log.data)
@@ -255,9 +253,13 @@ def _save(ckpt, state, step: int, history: dict) -> None:
         save_checkpoint(ckpt, host, step, history)
 
 
-def _validate(model, opt, state, validate, step: int, log: _History) -> None:
+def _validate(model, opt, state, validate, step: int, log: _History, curve=None) -> None:
+    """Score the model; with `curve` (a path), also write the validation curve so far there (JSON, atomically),
+    so that a long run's curve can be read while it trains."""
     nnx.update((model, opt), state)
     log.add_validation(step, validate(model, step))
+    if curve is not None and jax.process_index() == 0:
+        atomic_write_json(curve, {k: v for k, v in log.data.items() if k.startswith("val_")})
 
 
 def _train_loop(train_step, state, batches, start, steps, log: _History, ckpt, ckpt_every, run_validation, val_every):

@@ -22,7 +22,20 @@ The zoo folder: $POSEKIT_ZOO, else the repository's `zoo/` (`zoo_dir`).
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import platform
+import subprocess
 from dataclasses import dataclass, field
+from pathlib import Path
+
+from posekit.book import repo_root
+from posekit.io import atomic_write_bytes, atomic_write_json
+
+MANIFEST = "manifest.json"
+ZOO_ENV = "POSEKIT_ZOO"
+FORMAT = 1  # of the manifest and the files; raised when what a file holds changes
 
 # The single-person zoo (chapters 2-3). The chapter's standard profile trains 400 steps of batch 32 on 8,192
 # crops; the zoo trains the same recipes (`posekit.experiments.single_person`) 16× as long on 32,768 crops,
@@ -85,6 +98,72 @@ def _single_person_entries() -> list[Entry]:
 ENTRIES = {e.name: e for e in _single_person_entries()}
 
 
+
+
+class ZooError(ValueError):
+    """A zoo file or manifest entry that is missing, damaged or does not match its recipe: one clear line."""
+
+
+def zoo_dir(path=None) -> Path:
+    """The zoo folder: `path`, else $POSEKIT_ZOO, else the repository's `zoo/`."""
+    if path is not None:
+        return Path(path)
+    if os.environ.get(ZOO_ENV):
+        return Path(os.environ[ZOO_ENV])
+    root = repo_root()
+    if root is None:
+        raise ZooError(f"no zoo folder (not a source checkout); set {ZOO_ENV} or pass --zoo DIR")
+    return root / "zoo"
+
+
+def read_manifest(zoo=None) -> dict:
+    """The zoo's manifest {"format", "models": {name: entry}} (an empty one when the folder has none yet)."""
+    path = zoo_dir(zoo) / MANIFEST
+    if not path.exists():
+        return {"format": FORMAT, "models": {}}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ZooError(f"{path}: not a readable manifest ({e})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("models"), dict):
+        raise ZooError(f"{path}: expected {{'format', 'models': {{...}}}}, found {type(data).__name__}")
+    return data
+
+
+def info(name: str, zoo=None) -> dict:
+    """The manifest entry of a zoo model (config, steps, curve, metrics, ...); a clear error when it has none."""
+    models = read_manifest(zoo)["models"]
+    if name not in models:
+        known = ", ".join(sorted(models)) or "none yet"
+        raise ZooError(f"{name!r} is not in {zoo_dir(zoo) / MANIFEST} (models there: {known})")
+    return models[name]
+
+
+def sha256(path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def load(name: str, zoo=None):
+    """The trained model `name` of the zoo: its structure rebuilt from the manifest's config
+    (`posekit.models.build_model`), its weights read from `<zoo>/<name>.msgpack` after checking the file's sha256."""
+    from posekit.checkpoint import load_weights_bytes
+    from posekit.models import build_model
+
+    entry = info(name, zoo)
+    path = zoo_dir(zoo) / entry["file"]
+    if not path.exists():
+        raise ZooError(f"{name}: {path} is missing (retrain it: posekit zoo train {name})")
+    data = path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != entry["sha256"]:
+        raise ZooError(f"{name}: {path} is damaged or replaced: sha256 {digest[:12]}…, "
+                       f"the manifest expects {entry['sha256'][:12]}…")  # fmt: skip
+    try:
+        return load_weights_bytes(build_model(entry["config"]), data)
+    except ValueError as e:
+        raise ZooError(f"{name}: {path} does not fit the model of its config ({e})") from None
+
+
 def sp_validation():
     """The validation crops every single-person zoo model is scored on (chapters 2-3's)."""
     from posekit.data import synthetic_single
@@ -92,7 +171,19 @@ def sp_validation():
     return synthetic_single(SP_VAL[0], SP_VAL[1], SP_SIZE)
 
 
-def chosen_lr(entry: Entry, progress: bool = False) -> tuple[float, dict]:
+def evaluate(name: str, model, val=None) -> dict:
+    """The metrics a zoo model is recorded with: PCK@0.1 and PCK@0.05 (box normalizer) on the 512 validation
+    crops of chapters 2-3 (`sp_validation`), no flip test."""
+    from posekit.experiments.single_person import pck_bbox
+    from posekit.inference import predict_keypoints
+
+    entry_of(name)  # a clear error for an unknown name
+    val = sp_validation() if val is None else val
+    pred = predict_keypoints(model, val["images"])
+    return {"pck01": pck_bbox(pred, val, 0.1), "pck005": pck_bbox(pred, val, 0.05)}
+
+
+def chosen_lr(entry: Entry) -> tuple[float, dict]:
     """(learning rate, {lr: held-out score}) of an entry: its sweep (cached runs) or its fixed `lr`."""
     if entry.lr_sweep is None:
         return float(entry.settings["lr"]), {}
@@ -104,13 +195,129 @@ def chosen_lr(entry: Entry, progress: bool = False) -> tuple[float, dict]:
     return max(held, key=held.get), held
 
 
+def entry_of(name: str) -> Entry:
+    if name not in ENTRIES:
+        raise ZooError(f"no recipe named {name!r}; the zoo's recipes: {', '.join(ENTRIES)}")
+    return ENTRIES[name]
+
+
+def recipe_config(name: str, lr: float) -> dict:
+    """The run config the zoo entry `name` trains with at learning rate `lr` (what its manifest entry holds)."""
+    from posekit.experiments.single_person import named_config
+
+    entry = entry_of(name)
+    return named_config(entry.recipe, lr=lr, val=sp_validation(), **_settings(entry))
+
+
+def _settings(entry: Entry) -> dict:
+    """An entry's settings without its learning rate (given separately, fixed or swept)."""
+    return {k: v for k, v in entry.settings.items() if k != "lr"}
+
+
 def train_entry(name: str, progress: bool = True):
     """Train (or resume, or load when finished) the zoo entry `name` with its recipe; returns (model, history, lr,
-    held-out sweep). The run lives in the run cache (`posekit.checkpoint.run_dir`), so an interrupted training
-    resumes where its last checkpoint left it."""
+    held-out sweep). The run lives in the run cache (`posekit.checkpoint.run_dir`): an interrupted training
+    resumes from its last checkpoint, and its validation curve is in the run folder's `curve.json` as it goes."""
     from posekit.experiments.single_person import train_named
 
-    entry = ENTRIES[name]
-    lr, held = chosen_lr(entry, progress)
-    model, history = train_named(entry.recipe, lr=lr, val=sp_validation(), progress=progress, **entry.settings)
+    entry = entry_of(name)
+    lr, held = chosen_lr(entry)
+    if progress and held:
+        print(f"{name}: learning rate {lr:g} (held-out PCK@0.1 " + ", ".join(f"{k:g}: {v:.3f}" for k, v in held.items())
+              + ")", flush=True)  # fmt: skip
+    model, history = train_named(entry.recipe, lr=lr, val=sp_validation(), progress=progress, **_settings(entry))
     return model, history, lr, held
+
+
+def machine() -> str:
+    """This machine in words: CPU model, cores, and the JAX backend."""
+    import jax
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, jax {jax.__version__} on {jax.default_backend()}"
+
+
+def git_commit() -> str | None:
+    """The source checkout's commit (with "-dirty" when posekit has uncommitted changes), or None."""
+    root = repo_root()
+    if root is None:
+        return None
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "posekit"], cwd=root, capture_output=True, text=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def export(name: str, zoo=None, *, commit: str | None = None, progress: bool = False) -> dict:
+    """Train (or load the finished run of) the entry `name`, write its weights to `<zoo>/<name>.msgpack` and its
+    manifest entry; returns the entry. `commit`: the code commit it was trained at (default: the checkout's)."""
+    from posekit.checkpoint import weights_bytes
+
+    entry = entry_of(name)
+    model, history, lr, held = train_entry(name, progress)
+    folder = zoo_dir(zoo)
+    folder.mkdir(parents=True, exist_ok=True)
+    data = weights_bytes(model)
+    atomic_write_bytes(folder / f"{name}.msgpack", data)
+    cfg = recipe_config(name, lr)
+    steps, batch = cfg["steps"], cfg["batch_size"]
+    record = {
+        "file": f"{name}.msgpack", "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
+        "recipe": entry.recipe, "chapter": entry.chapter, "metric": entry.metric, "config": cfg,
+        "steps": steps, "images_seen": steps * batch, "lr": lr,
+        "lr_sweep": {**(entry.lr_sweep or {}), "held_out": {f"{k:g}": v for k, v in held.items()}},
+        "train_seconds": round(float(history["time"][-1]), 1), "machine": machine(),
+        "commit": commit or git_commit(),
+        "curve": {"step": [int(v) for v in history["val_step"]], entry.metric: [float(v) for v in history["val_pck"]]},
+        "metrics": evaluate(name, load_weights(model, data)),
+    }  # fmt: skip
+    manifest = read_manifest(zoo)
+    manifest["models"][name] = record
+    manifest["models"] = dict(sorted(manifest["models"].items()))
+    manifest["format"] = FORMAT
+    atomic_write_json(folder / MANIFEST, manifest, indent=1)
+    return record
+
+
+def load_weights(model, data: bytes):
+    """A fresh copy of `model`'s structure holding `data` (what loading the zoo file gives)."""
+    from flax import nnx
+
+    from posekit.checkpoint import load_weights_bytes
+
+    return load_weights_bytes(nnx.clone(model), data)
+
+
+def verify(name: str, zoo=None, val=None) -> dict:
+    """Check one zoo model: its file's sha256, that its manifest config is what its recipe trains today, and a
+    re-evaluation equal to the manifest's metrics (exactly: evaluation on a CPU is deterministic). Returns the
+    re-evaluated metrics; raises ZooError naming what does not match."""
+    entry = info(name, zoo)
+    model = load(name, zoo)
+    want, have = json.loads(json.dumps(recipe_config(name, entry["lr"]))), entry["config"]
+    if want != have:
+        diff = sorted(k for k in set(want) | set(have) if want.get(k) != have.get(k))
+        raise ZooError(f"{name}: the manifest's config differs from its recipe's in {', '.join(diff)}")
+    got = evaluate(name, model, val)
+    for k, v in entry["metrics"].items():
+        if got.get(k) != v:
+            raise ZooError(f"{name}: re-evaluated {k} = {got.get(k)!r}, the manifest says {v!r}")
+    return got
+
+
+def table_rows(zoo=None) -> list[list[str]]:
+    """`posekit zoo list`: name, chapter, metric and its value, steps, file size."""
+    rows = []
+    for name, e in read_manifest(zoo)["models"].items():
+        value = e["metrics"].get(e["metric"], float("nan"))
+        rows.append([name, e["chapter"], f"{e['metric']} {value:.3f}", f"{e['steps']:,}", f"{e['bytes'] / 1e6:.2f} MB"])
+    return rows

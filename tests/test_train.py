@@ -9,11 +9,12 @@ from flax import nnx
 
 from posekit import codecs
 from posekit.checkpoint import load_run
+from posekit.data import step_rng
 from posekit.experiments import pose_loss_fn
 from posekit.inference import predict, predict_keypoints, spatial_softmax
 from posekit.losses import heatmap_ce_loss, heatmap_loss, heatmap_mse_loss, regression_loss
 from posekit.models import PoseOutput, RegressionPose, SimpleBaseline
-from posekit.train import fit, make_train_step, step_rng
+from posekit.train import fit, make_train_step
 
 TINY = dict(widths=(8, 8), depths=(1, 1), stem_width=8, stem_stride=2)  # stride 8: 32×32 → 4×4
 SIZE = 32

@@ -12,13 +12,12 @@ uses `posekit.scenes.training_scenes(train_scenes, seed)`; the validation scenes
 from __future__ import annotations
 
 import numpy as np
-from flax import nnx
 
 from posekit import metrics
 from posekit.bottomup import TAG_WEIGHT, bottom_up, bottomup_loss
 from posekit.checkpoint import run_dir
 from posekit.data import shards_config
-from posekit.models.bottomup import AssociativeEmbedding
+from posekit.models import build_model
 from posekit.scenes import bottomup_batches, fingerprint, people, training_data, training_scenes
 from posekit.train import fit
 
@@ -48,8 +47,7 @@ def train_bottom_up(*, steps: int, train_scenes: int, higher: bool = True, varia
                **shards_config(data_shards))  # fmt: skip
     if val is not None:
         cfg["val"] = fingerprint(val)
-    prior = 0.1 if heatmap_loss == "focal" else None  # CenterNet's start for sigmoid maps
-    model = AssociativeEmbedding(variant, higher=higher, heatmap_prior=prior, rngs=nnx.Rngs(seed))
+    model = build_model(cfg, seed)  # focal loss: sigmoid maps start at CenterNet's prior 0.1
     data = training_data(train_scenes, seed, data_shards)
 
     def loss_fn(m, batch):

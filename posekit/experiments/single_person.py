@@ -16,14 +16,13 @@ trains one model with several seeds.
 from __future__ import annotations
 
 import numpy as np
-from flax import nnx
 
 from posekit import codecs, losses
 from posekit.checkpoint import run_dir
 from posekit.codecs import input_hw
 from posekit.data import flip_batches, read_shards, shards_config, synthetic_single
 from posekit.inference import predict_keypoints
-from posekit.models import HRNet, IntegralPose, RegressionPose, SimCCPose, SimpleBaseline
+from posekit.models import HRNet, IntegralPose, RegressionPose, SimCCPose, SimpleBaseline, build_model
 from posekit.train import fit
 
 # name → (model class, model keyword arguments, coordinate loss). The loss of each is its paper's: DeepPose
@@ -82,6 +81,25 @@ def pck_bbox(pred, data: dict, thr: float = 0.1) -> float:
     return float(metrics.pck(pred, data["keypoints"], metrics.bbox_size(data["bboxes"]), thr)["mean"])
 
 
+def single_person_config(model_class, variant: str = "tiny", *, steps: int, train_size: int, val: dict | None = None,
+                         seed: int = 0, size=64, sigma: float = 1.0, lr: float = 6e-3, batch_size: int = 32,
+                         coord_loss: str = "l1", holdout: int = 0, data_shards: int = 1,
+                         **model_kwargs) -> dict:  # fmt: skip
+    """The config of a `single_person_run` (its run folder's key, and what `posekit.models.build_model` reads)."""
+    if model_class in NEEDS_INPUT_SIZE:
+        model_kwargs = dict(model_kwargs, input_size=input_hw(size))
+    cfg = dict(model=model_class.__name__.lower(), variant=variant, steps=steps, train_size=train_size, seed=seed,
+               size=size, lr=lr, batch_size=batch_size, sigma=sigma, **model_kwargs)  # fmt: skip
+    if coord_loss != "l1":  # (l1 is the default: configs written before the option stay valid)
+        cfg["coord_loss"] = coord_loss
+    if holdout:
+        cfg["holdout"] = holdout
+    cfg.update(shards_config(data_shards))
+    if val is not None:
+        cfg["val"] = [int(len(val["images"])), float(val["keypoints"].sum())]
+    return cfg
+
+
 def single_person_run(
     model_class,
     variant: str = "tiny",
@@ -114,18 +132,10 @@ def single_person_run(
     """
     name = model_class.__name__.lower()
     hw = input_hw(size)
-    if model_class in NEEDS_INPUT_SIZE:
-        model_kwargs = dict(model_kwargs, input_size=hw)
-    cfg = dict(model=name, variant=variant, steps=steps, train_size=train_size, seed=seed, size=size, lr=lr,
-               batch_size=batch_size, sigma=sigma, **model_kwargs)  # fmt: skip
-    if coord_loss != "l1":  # (l1 is the default: configs written before the option stay valid)
-        cfg["coord_loss"] = coord_loss
-    if holdout:
-        cfg["holdout"] = holdout
-    cfg.update(shards_config(data_shards))
-    if val is not None:
-        cfg["val"] = [int(len(val["images"])), float(val["keypoints"].sum())]
-    model = model_class(variant, rngs=nnx.Rngs(seed), **model_kwargs)
+    cfg = single_person_config(model_class, variant, steps=steps, train_size=train_size, val=val, seed=seed,
+                               size=size, sigma=sigma, lr=lr, batch_size=batch_size, coord_loss=coord_loss,
+                               holdout=holdout, data_shards=data_shards, **model_kwargs)  # fmt: skip
+    model = build_model(cfg, seed)
     if data_shards > 1:  # each process renders (or loads) only its shards of the training crops
         if holdout:
             raise ValueError("single_person_run: holdout needs the whole training set; use data_shards=1")
@@ -152,11 +162,24 @@ def train_named(name: str, variant: str | None = None, **kwargs):
     variant defaults to "tiny" ("lite" for HRNet). Keyword arguments go to `single_person_run` and override
     the entry's (e.g. `coord_loss="l1"`).
     """
+    model_class, variant, kwargs = _named(name, variant, kwargs, "train_named")
+    return single_person_run(model_class, variant, **kwargs)
+
+
+def named_config(name: str, variant: str | None = None, **kwargs) -> dict:
+    """The run config `train_named(name, variant, **kwargs)` trains (without training; `val` may be given)."""
+    model_class, variant, kwargs = _named(name, variant, kwargs, "named_config")
+    kwargs.pop("progress", None)
+    return single_person_config(model_class, variant, **kwargs)
+
+
+def _named(name: str, variant, kwargs: dict, caller: str):
+    """(model class, variant, keyword arguments) of a `MODELS` entry with `kwargs` overriding its own."""
     if name not in MODELS:
-        raise ValueError(f"train_named: name must be one of {list(MODELS)}, got {name!r}")
+        raise ValueError(f"{caller}: name must be one of {list(MODELS)}, got {name!r}")
     model_class, model_kwargs, coord_loss = MODELS[name]
     variant = variant or ("lite" if model_class is HRNet else "tiny")
-    return single_person_run(model_class, variant, **{"coord_loss": coord_loss, **model_kwargs, **kwargs})
+    return model_class, variant, {"coord_loss": coord_loss, **model_kwargs, **kwargs}
 
 
 def lr_sweep(name: str, lrs, *, train_size: int, holdout: int, seed: int = 0, size=64, extend: int = 1,

@@ -13,7 +13,6 @@ them. Both train on `posekit.scenes.training_scenes(train_scenes, seed)`; the va
 from __future__ import annotations
 
 import numpy as np
-from flax import nnx
 
 from posekit import metrics
 from posekit.checkpoint import run_dir
@@ -21,8 +20,7 @@ from posekit.cocoio import box_results
 from posekit.data import shards_config
 from posekit.detection import detection_loss
 from posekit.experiments.single_person import pose_loss_fn
-from posekit.models import HRNet, SimpleBaseline
-from posekit.models.centernet import CenterNet
+from posekit.models import HRNet, SimpleBaseline, build_model
 from posekit.scenes import crop_batches, detector_batches, fingerprint, people, training_data, training_scenes
 from posekit.train import fit
 
@@ -44,7 +42,7 @@ def train_detector(*, steps: int, train_scenes: int, seed: int = 0, variant: str
                input_size=input_size, lr=lr, batch_size=batch_size, **shards_config(data_shards))  # fmt: skip
     if val is not None:
         cfg["val"] = fingerprint(val)
-    model = CenterNet(variant, rngs=nnx.Rngs(seed))
+    model = build_model(cfg, seed)
     data = training_data(train_scenes, seed, data_shards)
 
     def loss_fn(m, batch):
@@ -73,14 +71,13 @@ def train_crop_model(name: str = "simplebaseline", variant: str | None = None, *
     `train_detector`. Returns (model, history)."""
     if name not in CROP_MODELS:
         raise ValueError(f"train_crop_model: name must be one of {list(CROP_MODELS)}, got {name!r}")
-    model_class, default_variant = CROP_MODELS[name]
-    variant = variant or default_variant
+    variant = variant or CROP_MODELS[name][1]
     h, w = input_size
     cfg = dict(model=f"{name}-crops", variant=variant, steps=steps, train_scenes=train_scenes, seed=seed,
                input_size=[h, w], sigma=sigma, lr=lr, batch_size=batch_size, **shards_config(data_shards))  # fmt: skip
     if val is not None:
         cfg["val"] = fingerprint(val)
-    model = model_class(variant, heatmap_kind="logits", rngs=nnx.Rngs(seed))
+    model = build_model(cfg, seed)
     data = training_data(train_scenes, seed, data_shards)
 
     def validate(m, step):

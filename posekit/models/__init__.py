@@ -8,6 +8,7 @@
   hrnet           HRNet: parallel multi-resolution branches, repeated fusion → heatmaps (B, h, w, J) (Sun et al. 2019)
   centernet       CenterNet: the person detector of chapter 4 → DetectionOutput (centre logits, sizes, offsets)
   bottomup        AssociativeEmbedding: HRNet → heatmaps + tags, optional HigherHRNet 1/2 head (chapter 5)
+  config          build_model: the model of a run's config (training, the zoo and `posekit predict` share it)
   layers          ConvBN, BasicBlock, Backbone (shared), Upsample, param_count, flops, feature_shapes
 
 Every pose model takes (B, H, W, 3) float32 images and `train: bool` and returns a `PoseOutput` (the detector
@@ -17,6 +18,7 @@ a `DetectionOutput`);
 
 from posekit.models.bottomup import AssociativeEmbedding
 from posekit.models.centernet import CenterNet
+from posekit.models.config import build_model
 from posekit.models.hrnet import HRNet
 from posekit.models.integral import IntegralPose
 from posekit.models.layers import BACKBONES, Backbone, feature_shapes, flops, param_count
@@ -39,6 +41,7 @@ __all__ = [
     "RegressionPose",
     "SimpleBaseline",
     "feature_shapes",
+    "build_model",
     "flops",
     "param_count",
 ]

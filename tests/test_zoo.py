@@ -1,0 +1,142 @@
+"""The model zoo: every stored model loads, matches its hash and config, and re-evaluates to its manifest's
+numbers exactly; a tiny recipe goes through train → export → load → verify; damaged zoos fail with one line."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from posekit import zoo
+
+REPO_ZOO = zoo.zoo_dir()
+STORED = list(zoo.read_manifest(REPO_ZOO)["models"])
+
+
+def test_the_repository_zoo_holds_every_recipe_within_its_size_budget():
+    manifest = zoo.read_manifest(REPO_ZOO)
+    assert set(manifest["models"]) == set(zoo.ENTRIES), "zoo/manifest.json and zoo.ENTRIES name the same models"
+    sizes = {name: (REPO_ZOO / e["file"]).stat().st_size for name, e in manifest["models"].items()}
+    assert max(sizes.values()) <= 10e6 and sum(sizes.values()) <= 60e6
+    for name, e in manifest["models"].items():
+        assert e["bytes"] == sizes[name]
+        assert e["steps"] == zoo.ENTRIES[name].settings["steps"] and e["images_seen"] == e["steps"] * 32
+        assert e["curve"]["step"][-1] == e["steps"] and len(e["curve"]["step"]) == len(e["curve"][e["metric"]])
+        assert e["commit"] and e["machine"] and e["train_seconds"] > 0
+
+
+@pytest.fixture(scope="module")
+def sp_val():
+    return zoo.sp_validation()
+
+
+@pytest.mark.parametrize("name", STORED)
+def test_zoo_model_verifies_exactly(name, sp_val):
+    """sha256, config = its recipe's today, and the re-evaluation equal to the manifest (tolerance 0)."""
+    got = zoo.verify(name, REPO_ZOO, val=sp_val)
+    assert got == zoo.info(name, REPO_ZOO)["metrics"]
+
+
+def _tiny_entry(monkeypatch):
+    entry = zoo.Entry("sp-tiny", "pooling", "02_regression", "pck01",
+                      dict(steps=4, train_size=64, seed=0, size=64, lr=1e-3))  # fmt: skip
+    monkeypatch.setitem(zoo.ENTRIES, entry.name, entry)
+    monkeypatch.setattr(zoo, "SP_VAL", (16, 1000))  # a small validation set for the tiny model
+    return entry
+
+
+def test_export_load_verify_roundtrip(tmp_path, monkeypatch):
+    _tiny_entry(monkeypatch)
+    record = zoo.export("sp-tiny", tmp_path, commit="abc123")
+    assert (tmp_path / "sp-tiny.msgpack").stat().st_size == record["bytes"]
+    assert record["config"]["model"] == "regressionpose" and record["config"]["lr"] == 1e-3
+    assert record["curve"]["step"][-1] == 4 and record["commit"] == "abc123"
+    assert json.loads((tmp_path / zoo.MANIFEST).read_text())["models"]["sp-tiny"]["sha256"] == record["sha256"]
+    model = zoo.load("sp-tiny", tmp_path)
+    assert zoo.evaluate("sp-tiny", model) == record["metrics"]
+    assert zoo.verify("sp-tiny", tmp_path) == record["metrics"]
+
+
+def test_a_damaged_zoo_fails_with_one_clear_line(tmp_path, monkeypatch):
+    _tiny_entry(monkeypatch)
+    zoo.export("sp-tiny", tmp_path, commit="abc123")
+    path, manifest_path = tmp_path / "sp-tiny.msgpack", tmp_path / zoo.MANIFEST
+    good, manifest = path.read_bytes(), json.loads(manifest_path.read_text())
+
+    with pytest.raises(zoo.ZooError, match="is not in"):
+        zoo.load("sp-nothing", tmp_path)
+    path.write_bytes(good[:-7] + b"\0" * 7)  # corrupt
+    with pytest.raises(zoo.ZooError, match="damaged or replaced: sha256"):
+        zoo.load("sp-tiny", tmp_path)
+    path.unlink()  # missing
+    with pytest.raises(zoo.ZooError, match=r"sp-tiny.msgpack is missing \(retrain it: posekit zoo train sp-tiny\)"):
+        zoo.load("sp-tiny", tmp_path)
+    path.write_bytes(good)
+    wrong = json.loads(json.dumps(manifest))
+    wrong["models"]["sp-tiny"]["config"]["head"] = "flatten"  # a model the weights do not fit
+    manifest_path.write_text(json.dumps(wrong))
+    with pytest.raises(zoo.ZooError, match="does not fit the model of its config"):
+        zoo.load("sp-tiny", tmp_path)
+    wrong = json.loads(json.dumps(manifest))
+    wrong["models"]["sp-tiny"]["config"]["batch_size"] = 64  # loads, but is not what the recipe trains
+    manifest_path.write_text(json.dumps(wrong))
+    with pytest.raises(zoo.ZooError, match="config differs from its recipe's in batch_size"):
+        zoo.verify("sp-tiny", tmp_path)
+    wrong = json.loads(json.dumps(manifest))
+    wrong["models"]["sp-tiny"]["metrics"]["pck01"] += 0.01
+    manifest_path.write_text(json.dumps(wrong))
+    with pytest.raises(zoo.ZooError, match="re-evaluated pck01 = .*, the manifest says"):
+        zoo.verify("sp-tiny", tmp_path)
+    manifest_path.write_text("{not json")
+    with pytest.raises(zoo.ZooError, match="not a readable manifest"):
+        zoo.read_manifest(tmp_path)
+
+
+def test_posekit_zoo_cli_list_and_verify_errors(tmp_path):
+    """`posekit zoo list` prints the table; `verify` on a damaged copy exits 2 with one line naming the model."""
+    if not STORED:
+        pytest.skip("the zoo is empty")
+    name = STORED[0]
+    copy = tmp_path / "zoo"
+    copy.mkdir()
+    shutil.copy(REPO_ZOO / zoo.MANIFEST, copy / zoo.MANIFEST)
+    shutil.copy(REPO_ZOO / zoo.info(name)["file"], copy / zoo.info(name)["file"])
+    cli = [sys.executable, "-m", "posekit.cli", "zoo"]
+    out = subprocess.run([*cli, "list"], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines()[0].split() == ["name", "chapter", "metric", "steps", "size"]
+    assert all(n in out for n in STORED)
+    data = bytearray((copy / zoo.info(name)["file"]).read_bytes())
+    data[100] ^= 0xFF
+    (copy / zoo.info(name)["file"]).write_bytes(bytes(data))
+    res = subprocess.run([*cli, "verify", name, "--zoo", str(copy)], capture_output=True, text=True)
+    assert res.returncode == 2
+    assert f"FAILED {name}: " in res.stdout and "damaged or replaced" in res.stdout
+    assert res.stderr.strip().splitlines()[-1].startswith("posekit zoo: error: zoo verify: 1 of 1 models failed")
+    env_res = subprocess.run([*cli, "verify", "sp-heatmap"], capture_output=True, text=True,
+                             env={**__import__("os").environ, "POSEKIT_ZOO": str(tmp_path / "empty")})  # fmt: skip
+    assert env_res.returncode == 2 and "is not in" in env_res.stderr and "empty" in env_res.stderr
+
+
+def test_weights_hold_parameters_and_batchnorm_statistics_as_float32():
+    from flax import nnx
+
+    from posekit.checkpoint import WEIGHTS, load_weights_bytes, weights_bytes
+    from posekit.models import SimpleBaseline
+
+    a, b = SimpleBaseline("tiny", rngs=nnx.Rngs(0)), SimpleBaseline("tiny", rngs=nnx.Rngs(1))
+    load_weights_bytes(b, weights_bytes(a))
+    sa, sb = nnx.state(a, WEIGHTS), nnx.state(b, WEIGHTS)
+    for x, y in zip(jax_leaves(sa), jax_leaves(sb)):
+        assert y.dtype == np.float32 and np.array_equal(x, y)
+    with pytest.raises(ValueError, match="not a weights file"):
+        load_weights_bytes(b, b"\x93junk")
+
+
+def jax_leaves(state):
+    import jax
+
+    return [np.asarray(v) for v in jax.tree_util.tree_leaves(state)]

@@ -5,7 +5,7 @@
 
 Detector: train images/s through the jitted step of `posekit.train.fit` (CenterNet's loss on real targets
 from `posekit.scenes.detector_batches`) and inference images/s through `posekit.detection.detect` (network and
-decoding). Pipeline: `posekit.topdown.top_down` on scenes forced to K boxes per image (top-K = K, no score
+decoding). Pipeline: `posekit.top_down.top_down` on scenes forced to K boxes per image (top-K = K, no score
 threshold), untrained models (the work does not depend on the weights), milliseconds per image split into
 detector, single-person model and post-processing. Prints markdown tables; runs unchanged on a GPU.
 """
@@ -19,11 +19,12 @@ import jax
 from flax import nnx
 
 from posekit import scenes
-from posekit.detection import detect, detection_loss
+from posekit.detection import detect
 from posekit.experiments import cost
+from posekit.losses import detection_loss
 from posekit.models import SimpleBaseline, flops, param_count
 from posekit.models.centernet import CenterNet
-from posekit.topdown import top_down
+from posekit.top_down import top_down
 
 
 def detector_speed(variant: str, size: int, batch: int, steps: int, n_infer: int, data: dict) -> dict:

@@ -3,9 +3,9 @@
     python benchmarks/bench_grouping.py            # lite 1/4 and 1/2 models at 128 and 256 px; 1-16 people
     python benchmarks/bench_grouping.py --quick    # 128 px only, fewer steps and images
 
-Models: train images/s through the jitted step of `posekit.train.fit` (`posekit.bottomup.bottomup_loss` on
+Models: train images/s through the jitted step of `posekit.train.fit` (`posekit.losses.bottomup_loss` on
 real targets from `posekit.scenes.bottomup_batches`) and inference images/s of the network with the flip
-test (`posekit.bottomup.network_maps`, no grouping). Grouping: `posekit.grouping.group` on *perfect* maps
+test (`posekit.bottom_up.network_maps`, no grouping). Grouping: `posekit.grouping.group` on *perfect* maps
 (every true person's Gaussians and a distinct tag per person, as `experiments.bottom_up.perfect_maps_ap` draws
 them) of `posekit.scenes.people_grid` images holding exactly K people, so the time measures the algorithm, not
 a model's false candidates: milliseconds per image with and without refinement. Prints markdown tables; runs
@@ -22,12 +22,13 @@ import numpy as np
 from flax import nnx
 
 from posekit import scenes
-from posekit.bottomup import bottomup_loss, network_maps
+from posekit.bottom_up import network_maps
 from posekit.experiments import cost
 from posekit.experiments.bottom_up import perfect_maps
 from posekit.grouping import group
+from posekit.losses import bottomup_loss
 from posekit.models import flops, param_count
-from posekit.models.bottomup import AssociativeEmbedding
+from posekit.models.bottom_up import AssociativeEmbedding
 
 
 def model_speed(higher: bool, size: int, batch: int, steps: int, n_infer: int, data: dict) -> dict:

@@ -57,7 +57,7 @@ def infer_speed(model, size: int, n: int) -> float:
 
 def cpu_cases():
     """(name, make, (H, W), batch): each network as its chapter trains it on a CPU (quick and standard)."""
-    from posekit.models.bottomup import AssociativeEmbedding
+    from posekit.models.bottom_up import AssociativeEmbedding
     from posekit.models.centernet import CenterNet
 
     yield "ch2 deeppose tiny", lambda: RegressionPose("tiny", input_size=(64, 64), rngs=nnx.Rngs(0)), (64, 64), 32

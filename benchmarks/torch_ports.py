@@ -24,7 +24,7 @@ from flax import nnx
 from torch import nn
 
 from posekit.models import HRNet, RegressionPose, SimpleBaseline
-from posekit.models.bottomup import AssociativeEmbedding
+from posekit.models.bottom_up import AssociativeEmbedding
 from posekit.models.centernet import CenterNet
 from posekit.models.hrnet import Fuse, HRModule
 from posekit.models.layers import Backbone, BasicBlock, ConvBN, Upsample

@@ -11,22 +11,23 @@ Data
 Models and training
   codecs       heatmap, coordinate and SimCC targets, decoding (argmax, DARK, soft-argmax, SimCC)
   models/      Flax NNX models, one file per family; every model returns a `models.PoseOutput`
-  losses       every training loss (heatmap MSE, spatial cross-entropy, L1/L2 coordinates, SimCC, tags)
+  losses       every training loss (heatmap MSE, spatial cross-entropy, L1/L2 coordinates, SimCC, detector, tags)
 Multi-person pipelines
-  detection    the person detector's targets, focal loss and decoding (CenterNet)
-  topdown      detect, crop, estimate, map back, rescore, OKS-NMS (chapter 4)
+  detection    the person detector's targets and decoding (CenterNet)
+  top_down     detect, crop, estimate, map back, rescore, OKS-NMS (chapter 4)
   grouping     associative-embedding grouping of joints into people (chapter 5)
-  bottomup     every joint of the image at once, then grouping (chapter 5)
+  bottom_up    every joint of the image at once, then grouping (chapter 5)
   train        the one training loop (jitted step, progress, validation hook, resume)
   checkpoint   save / load / resume, runs cached by config
   inference    batched prediction, flip test, decoding to input pixels
   experiments/ the chapters' recipes (data + model + loss + schedule, learning-rate sweeps on held-out
                training crops, seeds), cached by config; cost: measured training and inference speed
+  zoo          the long-trained models the chapters load: files + manifest, load, verify, retrain
 Evaluation and the book
   metrics/     person metrics (PCP, PCPm, PCK, PCKh, PDJ), OKS, the COCO evaluator (keypoints, boxes)
   viz          plotting helpers
   book         chapter plumbing: profiles, seeds, caches, recorded results
-  cli          the `posekit` command (synth, predict, eval); predict: a trained run on a folder of images
+  cli          the `posekit` command (synth, predict, eval, train, zoo, assign, grade)
   io           atomic file writes
 """
 

@@ -1,14 +1,15 @@
 """Person detection as CenterNet does it ("Objects as Points", Zhou et al. 2019): targets, loss, decoding.
 
     heat, size, offset, mask, ignore = center_targets(boxes, crowd, input_size=(128, 128))   # training targets
-    loss, aux = detection_loss(out, batch)                                                 # focal + L1 terms
+    loss, aux = losses.detection_loss(out, batch)                                          # focal + L1 terms
     boxes, scores = decode_detections(out, top_k=20)                                       # per image, input px
     dets = detect(model, images, input_size=128)                                           # image pixels
 
 A person is the centre of its box. The target is a heatmap with a Gaussian bump at every box centre (its
 radius from the box size, as CornerNet and CenterNet choose it: the largest corner shift that keeps IoU ≥ 0.7),
 the box's width and height, and the centre's sub-cell offset, both regressed at the centre cell only. The
-heatmap is trained with the penalty-reduced focal loss; sizes and offsets with an L1 loss. Decoding keeps the
+heatmap is trained with the penalty-reduced focal loss; sizes and offsets with an L1 loss (both in
+`posekit.losses`). Decoding keeps the
 cells that are maxima of their 3×3 neighbourhood (the max-pool replaces box NMS), the top K of them, and
 reads a box at each.
 
@@ -19,15 +20,12 @@ boxes are COCO [x, y, w, h].
 
 from __future__ import annotations
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 from scipy.ndimage import maximum_filter
 
 from posekit.crop import warp_images
 from posekit.models.output import DetectionOutput
 
-SIZE_WEIGHT = 0.1  # CenterNet's λ_size; the offset loss has weight 1
 MIN_OVERLAP = 0.7  # the IoU the Gaussian radius is chosen to keep
 
 
@@ -88,37 +86,6 @@ def center_targets(boxes, crowd, input_size, output_stride: int = 4):
         mask[ci[1], ci[0]] = 1
     ignore *= heat < 1  # a person's own centre inside a crowd box stays a positive
     return heat, size, offset, mask, ignore
-
-
-def focal_loss(logits, heat, ignore=None, alpha: float = 2.0, beta: float = 4.0):
-    """CenterNet's penalty-reduced pixel-wise focal loss, summed over cells and divided by the positives.
-
-    logits (B, h, w) before the sigmoid; heat (B, h, w) the Gaussian target (1 at centres). A centre cell
-    costs −(1 − p)^α log p; any other cell −(1 − Y)^β p^α log(1 − p): near a centre (Y close to 1) a high p
-    is barely penalized. ignore (B, h, w): cells left out (crowd regions). The sum over the batch is divided
-    by the number of centres in the batch (at least 1), as in the paper.
-    """
-    logp, log1mp = jax.nn.log_sigmoid(logits), jax.nn.log_sigmoid(-logits)
-    p = jnp.exp(logp)
-    pos = (heat >= 1.0).astype(logits.dtype)
-    keep = 1.0 if ignore is None else 1.0 - ignore
-    pos_loss = -((1 - p) ** alpha) * logp * pos
-    neg_loss = -((1 - heat) ** beta) * p**alpha * log1mp * (1 - pos) * keep
-    return (pos_loss.sum() + neg_loss.sum()) / jnp.maximum(pos.sum(), 1.0)
-
-
-def detection_loss(out: DetectionOutput, batch: dict):
-    """The CenterNet loss: focal(centres) + 0.1 · L1(sizes) + L1(offsets), the L1 terms at centre cells only.
-
-    batch: "heat" (B, h, w), "size" (B, h, w, 2), "offset" (B, h, w, 2), "mask" (B, h, w), "ignore" (B, h, w)
-    as `center_targets` makes them. Returns (loss, {"focal", "size", "offset"}).
-    """
-    focal = focal_loss(out.center_logits[..., 0], batch["heat"], batch["ignore"])
-    m = batch["mask"][..., None]
-    n = jnp.maximum(batch["mask"].sum(), 1.0)
-    size = (jnp.abs(out.sizes - batch["size"]) * m).sum() / n
-    offset = (jnp.abs(out.offsets - batch["offset"]) * m).sum() / n
-    return focal + SIZE_WEIGHT * size + offset, {"focal": focal, "size": size, "offset": offset}
 
 
 def decode_detections(out: DetectionOutput, top_k: int = 20):

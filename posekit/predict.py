@@ -9,7 +9,7 @@ A run folder is what the chapters' recipes write (`posekit.checkpoint.run_dir`):
 `run.json`, whose config says which model was trained and how (input size, variant, loss). Bottom-up runs
 (chapter 5's `associative-embedding`) need nothing else; top-down pose runs (chapter 4's `simplebaseline-crops`
 and `hrnet-crops`) need a person detector run (`centernet`) for the boxes. The results are the chapters' own
-pipelines' (`posekit.bottomup.bottom_up`, `posekit.topdown.top_down`, flip test on), so `posekit eval` on a
+pipelines' (`posekit.bottom_up.bottom_up`, `posekit.top_down.top_down`, flip test on), so `posekit eval` on a
 folder of the validation scenes gives the chapters' AP.
 """
 
@@ -56,7 +56,7 @@ def load_pipeline(pose_run, detector=None, *, flip_test: bool = True):
     if kind == "associative-embedding":
         if detector is not None:
             raise ValueError(f"{pose_run}: a bottom-up run needs no detector (got {detector})")
-        from posekit.bottomup import bottom_up
+        from posekit.bottom_up import bottom_up
 
         def run(images, image_ids):
             return bottom_up(images, model, input_size=cfg["input_size"], heatmap_loss=cfg["heatmap_loss"],
@@ -68,7 +68,7 @@ def load_pipeline(pose_run, detector=None, *, flip_test: bool = True):
     det_kind, det_cfg, det = _model_of(detector)
     if det_kind != "centernet":
         raise ValueError(f"{detector}: a {det_kind!r} run, not a person detector (centernet)")
-    from posekit.topdown import top_down
+    from posekit.top_down import top_down
 
     def run(images, image_ids):
         return top_down(images, model, detector=det, det_input=det_cfg["input_size"], image_ids=image_ids,

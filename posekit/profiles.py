@@ -34,9 +34,9 @@ def _model(cls: str, kwargs: dict, size):
     from flax import nnx
 
     from posekit import models
-    from posekit.models import bottomup
+    from posekit.models import bottom_up
 
-    make = getattr(bottomup if cls == "AssociativeEmbedding" else models, cls)
+    make = getattr(bottom_up if cls == "AssociativeEmbedding" else models, cls)
     if cls == "RegressionPose":
         kwargs = {**kwargs, "input_size": (size[1], size[0])}
     if cls == "AssociativeEmbedding":  # its initializer rescales with a concrete std: build it for real

@@ -35,7 +35,7 @@ def test_the_deconv_benchmark_compares_equal_computations():
 
 def _models():
     from posekit.models import HRNet, RegressionPose, SimpleBaseline
-    from posekit.models.bottomup import AssociativeEmbedding
+    from posekit.models.bottom_up import AssociativeEmbedding
     from posekit.models.centernet import CenterNet
 
     return {

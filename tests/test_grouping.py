@@ -150,7 +150,7 @@ def test_bottom_up_model_shapes_and_the_higher_head():
     import jax.numpy as jnp
     from flax import nnx
 
-    from posekit.models.bottomup import AssociativeEmbedding
+    from posekit.models.bottom_up import AssociativeEmbedding
 
     x = jnp.zeros((2, 64, 64, 3))
     plain = AssociativeEmbedding("lite", rngs=nnx.Rngs(0))

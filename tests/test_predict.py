@@ -38,7 +38,7 @@ def _args(root, *extra):
 
 def test_bottom_up_run_predicts_a_folder_and_eval_reads_it(setup, capsys):
     from posekit import predict
-    from posekit.bottomup import bottom_up
+    from posekit.bottom_up import bottom_up
 
     root, runs = setup
     out = root / "bu.json"
@@ -67,7 +67,7 @@ def test_written_scenes_are_the_validation_scenes(setup):
 
 def test_top_down_run_needs_and_uses_a_detector(setup, capsys):
     from posekit import predict
-    from posekit.topdown import top_down
+    from posekit.top_down import top_down
 
     root, runs = setup
     out = root / "td.json"

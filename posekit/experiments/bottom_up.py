@@ -14,9 +14,10 @@ from __future__ import annotations
 import numpy as np
 
 from posekit import metrics
-from posekit.bottomup import TAG_WEIGHT, bottom_up, bottomup_loss
+from posekit.bottom_up import bottom_up
 from posekit.checkpoint import run_dir
 from posekit.data import shards_config
+from posekit.losses import TAG_WEIGHT, bottomup_loss
 from posekit.models import build_model
 from posekit.scenes import bottomup_batches, fingerprint, people, training_data, training_scenes
 from posekit.train import fit
@@ -35,9 +36,9 @@ def train_bottom_up(*, steps: int, train_scenes: int, higher: bool = True, varia
                     val: dict | None = None, progress: bool = True, data_shards: int = 1):  # fmt: skip
     """Train (or load) `AssociativeEmbedding(variant, higher=higher)` on whole training scenes at `input_size`.
 
-    Adam with warmup-cosine (`posekit.train.fit`); `posekit.bottomup.bottomup_loss` on the targets of
+    Adam with warmup-cosine (`posekit.train.fit`); `posekit.losses.bottomup_loss` on the targets of
     `scenes.bottomup_batches` (Gaussians of std `sigma` input pixels), push and pull weighted `tag_weight`
-    ((push, pull) or one number; default `posekit.bottomup.TAG_WEIGHT[heatmap_loss]`). `val`: a scene set on which the
+    ((push, pull) or one number; default `posekit.losses.TAG_WEIGHT[heatmap_loss]`). `val`: a scene set on which the
     keypoint AP (`bottom_up`, flip test) is measured 4 times during training (history "val_ap"). data_shards > 1:
     each process reads only its shards of the scenes (`scenes.training_data`; another run). Returns (model, history).
     """
@@ -98,7 +99,7 @@ def perfect_maps_ap(scenes: dict, *, input_size: int, stride: int, sigma: float 
     grouped by `posekit.grouping.group` and mapped back. What the grid alone loses at this input size (joints
     of small people merge in one cell), whatever the network. With `by_size`, returns {"all": AP, "small": AP,
     ...} instead."""
-    from posekit.bottomup import to_image
+    from posekit.bottom_up import to_image
     from posekit.cocoio import keypoint_results
     from posekit.crop import transform_points
     from posekit.detection import resize_matrices
@@ -122,7 +123,7 @@ def perfect_maps_ap(scenes: dict, *, input_size: int, stride: int, sigma: float 
 def tags_at_joints(model, scenes: dict, *, input_size: int, heatmap_loss: str = "focal") -> list[np.ndarray]:
     """Per image, the 1-D tag the model gives each true person's joints: (P, J) (NaN where a joint is not
     labelled or falls off the map), read at the joint's cell of the 1/4 tag maps, without the flip test."""
-    from posekit.bottomup import network_maps
+    from posekit.bottom_up import network_maps
     from posekit.codecs import input_to_heatmap
     from posekit.crop import transform_points
 

@@ -18,8 +18,8 @@ from posekit import metrics
 from posekit.checkpoint import run_dir
 from posekit.cocoio import box_results
 from posekit.data import shards_config
-from posekit.detection import detection_loss
 from posekit.experiments.single_person import pose_loss_fn
+from posekit.losses import detection_loss
 from posekit.models import HRNet, SimpleBaseline, build_model
 from posekit.scenes import crop_batches, detector_batches, fingerprint, people, training_data, training_scenes
 from posekit.train import fit
@@ -32,7 +32,7 @@ def train_detector(*, steps: int, train_scenes: int, seed: int = 0, variant: str
                    data_shards: int = 1):  # fmt: skip
     """Train (or load) `CenterNet(variant)` on `train_scenes` training scenes at `input_size` pixels.
 
-    Adam with warmup-cosine (`posekit.train.fit`), CenterNet's loss (`detection.detection_loss`) on the
+    Adam with warmup-cosine (`posekit.train.fit`), CenterNet's loss (`losses.detection_loss`) on the
     targets of `scenes.detector_batches` (random scale, shift and flip). `val`: a scene set on which the box
     AP and the recall at IoU 0.5 are measured 4 times during training (history "val_box_ap", "val_recall50").
     data_shards > 1: each process reads only its shards of the scenes (`scenes.training_data`; another run).
@@ -67,7 +67,7 @@ def train_crop_model(name: str = "simplebaseline", variant: str | None = None, *
     """Train (or load) a heatmap model (`CROP_MODELS`: "simplebaseline" tiny, "hrnet" lite) on person crops
     cut from the training scenes (`scenes.crop_batches`, augmented), spatial cross-entropy against Gaussian
     targets of std `sigma` heatmap pixels. `val`: a scene set on which the keypoint AP with its true boxes
-    (`topdown.top_down`, no flip) is measured 4 times during training (history "val_ap"). data_shards: as in
+    (`top_down.top_down`, no flip) is measured 4 times during training (history "val_ap"). data_shards: as in
     `train_detector`. Returns (model, history)."""
     if name not in CROP_MODELS:
         raise ValueError(f"train_crop_model: name must be one of {list(CROP_MODELS)}, got {name!r}")
@@ -81,7 +81,7 @@ def train_crop_model(name: str = "simplebaseline", variant: str | None = None, *
     data = training_data(train_scenes, seed, data_shards)
 
     def validate(m, step):
-        from posekit.topdown import gt_boxes, top_down
+        from posekit.top_down import gt_boxes, top_down
 
         results = top_down(val["images"], m, boxes=gt_boxes(val), image_ids=val["image_ids"], input_size=(h, w),
                            sigma=sigma)  # fmt: skip
@@ -142,7 +142,7 @@ def oracle_poses(dets, scenes: dict, image_ids=None) -> list[dict]:
     its score is the box score, and OKS-NMS removes the duplicates it creates. Its AP is what the detector
     alone costs: a perfect single-person model behind these boxes would score it.
     """
-    from posekit.topdown import oks_nms
+    from posekit.top_down import oks_nms
 
     ids, kps, scores = [], [], []
     for iid, (boxes, sc), gt in zip(scenes["image_ids"], dets, people(scenes)):
@@ -177,7 +177,7 @@ def codec_ceiling(scenes: dict, input_size, sigma: float = 1.0, output_stride: i
     from posekit import codecs
     from posekit.cocoio import keypoint_results
     from posekit.crop import affine_matrix, box_to_center_scale, crop_to_image, transform_points
-    from posekit.topdown import PADDING, padded_boxes
+    from posekit.top_down import PADDING, padded_boxes
 
     h, w = input_size
     ids, kps = [], []
@@ -205,7 +205,7 @@ def lr_sweep(kind: str, lrs, *, steps: int, train_scenes: int, holdout: int = 25
     stream `seed + 1`: scenes no model trains on, and never the validation scenes. How chapter 4's learning
     rates were chosen (`python -m posekit.experiments.top_down`)."""
     from posekit.detection import detect
-    from posekit.topdown import gt_boxes, top_down
+    from posekit.top_down import gt_boxes, top_down
 
     held = training_scenes(holdout, seed + 1)
     out = {}

@@ -7,7 +7,7 @@
   simplebaseline  SimpleBaseline: backbone → ×2 upsamplings → 1×1 conv → heatmaps (B, h, w, J) (Xiao et al. 2018)
   hrnet           HRNet: parallel multi-resolution branches, repeated fusion → heatmaps (B, h, w, J) (Sun et al. 2019)
   centernet       CenterNet: the person detector of chapter 4 → DetectionOutput (centre logits, sizes, offsets)
-  bottomup        AssociativeEmbedding: HRNet → heatmaps + tags, optional HigherHRNet 1/2 head (chapter 5)
+  bottom_up       AssociativeEmbedding: HRNet → heatmaps + tags, optional HigherHRNet 1/2 head (chapter 5)
   config          build_model: the model of a run's config (training, the zoo and `posekit predict` share it)
   layers          ConvBN, BasicBlock, Backbone (shared), Upsample, param_count, flops, feature_shapes
 
@@ -16,7 +16,7 @@ a `DetectionOutput`);
 `return_features=True` also returns a dict of named intermediate activations for drawing.
 """
 
-from posekit.models.bottomup import AssociativeEmbedding
+from posekit.models.bottom_up import AssociativeEmbedding
 from posekit.models.centernet import CenterNet
 from posekit.models.config import build_model
 from posekit.models.hrnet import HRNet

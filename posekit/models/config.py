@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from flax import nnx
 
-from posekit.models.bottomup import AssociativeEmbedding
+from posekit.models.bottom_up import AssociativeEmbedding
 from posekit.models.centernet import CenterNet
 from posekit.models.hrnet import HRNet
 from posekit.models.integral import IntegralPose

@@ -1,4 +1,4 @@
-"""The bottom-up pipeline (`posekit.bottomup`, chapter 5): targets, loss, geometry, perfect maps, end to end."""
+"""The bottom-up pipeline (`posekit.bottom_up`, chapter 5): targets, loss, geometry, perfect maps, end to end."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from posekit import bottomup, metrics, scenes
+from posekit import bottom_up, losses, metrics, scenes
 from posekit.experiments.bottom_up import ap_by_size, perfect_maps_ap
 from posekit.models.output import PoseOutput
 
@@ -44,18 +44,18 @@ def test_bottomup_loss_prefers_the_targets_and_checks_tags():
     # focal: logits that put +6 on the targets' positives and −6 elsewhere beat constant logits
     good = jnp.where(batch["heat"] == 1.0, 6.0, -6.0), jnp.where(batch["heat_half"] == 1.0, 6.0, -6.0)
     flat = jnp.full(batch["heat"].shape, -2.0), jnp.full(batch["heat_half"].shape, -2.0)
-    lg, aux = bottomup.bottomup_loss(out(*good), batch, "focal")
-    lf, _ = bottomup.bottomup_loss(out(*flat), batch, "focal")
+    lg, aux = losses.bottomup_loss(out(*good), batch, "focal")
+    lf, _ = losses.bottomup_loss(out(*flat), batch, "focal")
     assert float(lg) < 0.1 * float(lf) and set(aux) == {"heat", "heat_half", "push", "pull"}
     # mse: the targets themselves cost only the tag term (equal tags: no pull, full push)
-    loss, aux = bottomup.bottomup_loss(out(batch["heat"], batch["heat_half"]), batch, "mse")
+    loss, aux = losses.bottomup_loss(out(batch["heat"], batch["heat_half"]), batch, "mse")
     assert float(aux["heat"]) == 0.0 and float(aux["heat_half"]) == 0.0 and float(aux["pull"]) == 0.0
     np.testing.assert_allclose(float(loss), 1e-3 * float(aux["push"]), rtol=1e-6)
     with pytest.raises(ValueError, match="heatmap_loss"):
-        bottomup.bottomup_loss(out(*good), batch, "l2")
+        losses.bottomup_loss(out(*good), batch, "l2")
     two_d = PoseOutput(heatmaps=good[0], tags=jnp.zeros(batch["heat"].shape[:3] + (34,)), heatmap_kind="gaussian")
     with pytest.raises(ValueError, match="1-D tags"):
-        bottomup.bottomup_loss(two_d, batch)
+        losses.bottomup_loss(two_d, batch)
 
 
 class _Blob(nnx.Module):
@@ -80,10 +80,10 @@ def test_pipeline_maps_joints_back_to_the_image(flip_test):
     ys, xs = np.mgrid[0:192, 0:256]
     img = np.zeros((1, 192, 256, 3), np.uint8)
     img[0, ..., 0] = (255 * np.exp(-((xs - x0) ** 2 + (ys - y0) ** 2) / (2 * 6.0**2))).astype(np.uint8)
-    maps, tags, stride, mats = bottomup.network_maps(_Blob(), img, input_size=128, flip_test=flip_test,
+    maps, tags, stride, mats = bottom_up.network_maps(_Blob(), img, input_size=128, flip_test=flip_test,
                                                      heatmap_loss="mse")  # fmt: skip
     assert stride == 4 and maps.shape == (1, 17, 32, 32) and tags.shape[-1] == (2 if flip_test else 1)
-    results = bottomup.bottom_up(img, _Blob(), input_size=128, flip_test=flip_test, heatmap_loss="mse",
+    results = bottom_up.bottom_up(img, _Blob(), input_size=128, flip_test=flip_test, heatmap_loss="mse",
                                  refine=False)  # fmt: skip
     assert len(results) == 1
     kp = np.asarray(results[0]["keypoints"]).reshape(17, 3)
@@ -122,14 +122,14 @@ def test_people_grid_holds_exactly_n_people():
 def test_bottom_up_end_to_end_on_a_coco_folder(tmp_path):
     """`posekit synth --kind scene` output read back, through an (untrained) HigherHRNet-style model."""
     from posekit.cli import main
-    from posekit.models.bottomup import AssociativeEmbedding
+    from posekit.models.bottom_up import AssociativeEmbedding
 
     assert main(["synth", "--out", str(tmp_path / "val"), "--kind", "scene", "--num-images", "3", "--seed", "5",
                  "--quiet"]) == 0  # fmt: skip
     folder = scenes.load_folder(tmp_path / "val" / "annotations.json", tmp_path / "val" / "images")
     model = AssociativeEmbedding("lite", higher=True, heatmap_prior=0.1, rngs=nnx.Rngs(0))
     timings = {}
-    results = bottomup.bottom_up(folder["images"], model, input_size=64, image_ids=folder["image_ids"],
+    results = bottom_up.bottom_up(folder["images"], model, input_size=64, image_ids=folder["image_ids"],
                                  timings=timings, max_people=7)  # fmt: skip
     assert set(timings) == {"network", "grouping"}
     assert {r["image_id"] for r in results} <= set(folder["image_ids"]) and len(results) <= 21
@@ -161,7 +161,7 @@ def test_grouping_errors_find_split_and_merged_people():
 
 
 def test_untrained_heatmaps_start_at_the_prior_and_tags_do_not_start_equal():
-    from posekit.models.bottomup import AssociativeEmbedding
+    from posekit.models.bottom_up import AssociativeEmbedding
 
     model = AssociativeEmbedding("lite", higher=True, heatmap_prior=0.1, rngs=nnx.Rngs(0))
     x = np.random.default_rng(0).random((2, 64, 64, 3)).astype(np.float32)

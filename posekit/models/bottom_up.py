@@ -33,7 +33,7 @@ class AssociativeEmbedding(nnx.Module):
     stride-2 heatmaps (`heatmaps_half`, (B, H/2, W/2, J)); `tag_dim` is D (1 in both papers). `heatmap_prior`:
     for maps trained through a sigmoid (a focal loss), the heatmap biases start at sigmoid⁻¹(prior), as
     CenterNet starts its centre map at 0.1, so that training does not begin with every cell a joint. The
-    maps are then logits, not Gaussian values; `posekit.bottomup` reads them accordingly. Used in chapter 5.
+    maps are then logits, not Gaussian values; `posekit.bottom_up` reads them accordingly. Used in chapter 5.
     """
 
     def __init__(self, variant: str = "lite", num_joints: int = 17, higher: bool = False, tag_dim: int = 1,

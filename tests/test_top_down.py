@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from posekit import detection, metrics, scenes, synth, topdown
+from posekit import detection, losses, metrics, scenes, synth, top_down
 from posekit.experiments.top_down import degrade_boxes, detection_metrics, recall_at_iou
 from posekit.models import SimpleBaseline
 from posekit.models.centernet import CenterNet
@@ -53,32 +53,32 @@ def test_focal_loss_known_values():
     logits = np.zeros((1, 1, 2), np.float32)  # p = 0.5 in both cells
     heat = np.array([[[1.0, 0.0]]], np.float32)
     # positive: (1 − 0.5)² · ln 2; negative: (1 − 0)⁴ · 0.5² · ln 2; one positive
-    assert float(detection.focal_loss(logits, heat)) == pytest.approx(0.5 * np.log(2), rel=1e-6)
+    assert float(losses.focal_loss(logits, heat)) == pytest.approx(0.5 * np.log(2), rel=1e-6)
     heat2 = np.array([[[1.0, 0.5]]], np.float32)  # near a centre the negative is penalty-reduced by (1 − 0.5)⁴
-    assert float(detection.focal_loss(logits, heat2)) == pytest.approx((0.25 + 0.25 / 16) * np.log(2), rel=1e-6)
+    assert float(losses.focal_loss(logits, heat2)) == pytest.approx((0.25 + 0.25 / 16) * np.log(2), rel=1e-6)
     ignore = np.array([[[0.0, 1.0]]], np.float32)
-    assert float(detection.focal_loss(logits, heat, ignore)) == pytest.approx(0.25 * np.log(2), rel=1e-6)
+    assert float(losses.focal_loss(logits, heat, ignore)) == pytest.approx(0.25 * np.log(2), rel=1e-6)
 
 
 def test_oks_nms_drops_duplicates_keeps_distinct_people():
     rng = np.random.default_rng(0)
     a = rng.uniform(0, 100, (17, 2))
     kp = np.stack([a, a + 0.5, a + 60.0])
-    keep = topdown.oks_nms(kp, [0.5, 0.9, 0.7], [900.0, 900.0, 900.0])
+    keep = top_down.oks_nms(kp, [0.5, 0.9, 0.7], [900.0, 900.0, 900.0])
     assert keep.tolist() == [1, 2]  # the best of the two near-identical poses, then the distant one
-    assert topdown.oks_nms(kp, [0.5, 0.9, 0.7], [900.0] * 3, threshold=1.0).tolist() == [1, 2, 0]
+    assert top_down.oks_nms(kp, [0.5, 0.9, 0.7], [900.0] * 3, threshold=1.0).tolist() == [1, 2, 0]
 
 
 def test_rescore():
     conf = np.array([[0.1, 0.5, 0.7], [0.1, 0.1, 0.15]])
-    np.testing.assert_allclose(topdown.rescore([0.8, 0.9], conf), [0.8 * 0.6, 0.0])
+    np.testing.assert_allclose(top_down.rescore([0.8, 0.9], conf), [0.8 * 0.6, 0.0])
 
 
 def test_joint_confidence_of_a_sharp_and_a_flat_map():
     hm = np.zeros((1, 2, 8, 8), np.float32)
     hm[0, 0, 4, 4] = 1.0
     hm[0, 1] = 1.0 / 64
-    conf = topdown.joint_confidence(hm, np.array([[[4.0, 4.0], [4.0, 4.0]]]))
+    conf = top_down.joint_confidence(hm, np.array([[[4.0, 4.0], [4.0, 4.0]]]))
     np.testing.assert_allclose(conf, [[1.0, 9 / 64]], rtol=1e-6)
 
 
@@ -123,8 +123,8 @@ def test_pipeline_end_to_end_on_a_coco_folder(tmp_path):
     ref = synth.render_scenes(3, 5, 256, crowd_prob=0.5)
     assert len(folder["images"]) == 3 and np.array_equal(folder["images"][1], ref["images"][1])
     det, pose = _pipeline_models()
-    boxes = topdown.gt_boxes(folder)
-    results = topdown.top_down(folder["images"], pose, boxes=boxes, image_ids=folder["image_ids"],
+    boxes = top_down.gt_boxes(folder)
+    results = top_down.top_down(folder["images"], pose, boxes=boxes, image_ids=folder["image_ids"],
                                input_size=(32, 24), nms_threshold=None, rescoring=False)  # fmt: skip
     assert len(results) == sum(len(b) for b, _ in boxes)
     assert {r["image_id"] for r in results} <= set(folder["image_ids"])
@@ -132,7 +132,7 @@ def test_pipeline_end_to_end_on_a_coco_folder(tmp_path):
     stats = metrics.coco_eval(folder["coco"], results)
     assert 0.0 <= stats["AP"] <= 1.0
     timings = {}
-    results = topdown.top_down(folder["images"], pose, detector=det, det_input=64, top_k=5, det_threshold=0.0,
+    results = top_down.top_down(folder["images"], pose, detector=det, det_input=64, top_k=5, det_threshold=0.0,
                                image_ids=folder["image_ids"], input_size=(32, 24), timings=timings)  # fmt: skip
     assert set(timings) == {"detector", "pose", "post"} and len(results) <= 15
 
@@ -155,7 +155,7 @@ def test_pipeline_maps_keypoints_back_to_the_image_exactly():
 
     images = np.zeros((1, 100, 100, 3), np.uint8)
     boxes = np.array([[10.0, 20.0, 30.0, 50.0], [60.0, 5.0, 20.0, 20.0]])
-    poses = topdown.estimate_poses(images, [(boxes, np.ones(2))], Centre(), input_size=(32, 24))
+    poses = top_down.estimate_poses(images, [(boxes, np.ones(2))], Centre(), input_size=(32, 24))
     # the centre cell (3, 2) of the 8×6 map is input pixel (4·2 + 1.5, 4·3 + 1.5) = (9.5, 13.5) of a 24×32 crop,
     # which is (11.5 − 9.5, 15.5 − 13.5) = (2, 2) input pixels left of / above the crop centre
     centre = boxes[:, :2] + boxes[:, 2:] / 2
@@ -168,7 +168,7 @@ def test_pipeline_maps_keypoints_back_to_the_image_exactly():
 
 def test_detection_metrics_of_perfect_and_degraded_boxes():
     val = scenes.select(scenes.validation_scenes("quick"), range(16))
-    gt = topdown.gt_boxes(val)
+    gt = top_down.gt_boxes(val)
     perfect = detection_metrics(gt, val)
     assert perfect["box_AP"] == pytest.approx(1.0) and perfect["recall50"] == 1.0
     worse = degrade_boxes(gt, drop=0.5, seed=0)

@@ -1,16 +1,16 @@
 """The bottom-up pipeline of chapter 5: every joint in the image at once, then grouped into people.
 
-    loss, aux = bottomup_loss(model(batch["images"], train=True), batch)   # heatmaps at 1/4 (and 1/2) + tags
+    loss, aux = losses.bottomup_loss(model(batch["images"], train=True), batch)   # 1/4 (and 1/2) maps + tags
     maps, tags, stride, mats = network_maps(model, images, input_size=128, flip_test=True)
     results = group_images(maps, tags, stride, mats, input_size=128, tag_threshold=1.0)   # grouping alone
     results = bottom_up(images, model, input_size=128, image_ids=ids)       # both: a COCO results list
 
-The network (`posekit.models.bottomup.AssociativeEmbedding`) outputs, for the whole image, one heatmap per
+The network (`posekit.models.bottom_up.AssociativeEmbedding`) outputs, for the whole image, one heatmap per
 joint type and one tag map per joint type; HigherHRNet's variant adds heatmaps at 1/2 of the input. Training
-(`bottomup_loss`) fits the heatmaps to every person's Gaussians (`scenes.bottomup_batches`) and the tags with
-the associative-embedding loss (`posekit.losses.ae_loss`). Inference (`network_maps`) resizes each image into
-the square input (the longer side fitted, as the detector of chapter 4 does), runs the network, optionally on
-the mirror image too, and brings everything to one grid:
+(`posekit.losses.bottomup_loss`) fits the heatmaps to every person's Gaussians (`scenes.bottomup_batches`) and
+the tags with the associative-embedding loss (`posekit.losses.ae_loss`). Inference (`network_maps`) resizes
+each image into the square input (the longer side fitted, as the detector of chapter 4 does), runs the
+network, optionally on the mirror image too, and brings everything to one grid:
 
 * heatmap values: a Gaussian-trained map is used as it is, a focal-trained map (logits) through a sigmoid;
 * HigherHRNet's aggregation: the 1/4 maps upsampled (bilinear) to 1/2 and averaged with the 1/2 maps;
@@ -31,55 +31,9 @@ import numpy as np
 
 from posekit import cocoio, codecs
 from posekit.crop import invert_affine, transform_points
-from posekit.detection import focal_loss, to_input
+from posekit.detection import to_input
 from posekit.grouping import group
-from posekit.losses import ae_loss
-from posekit.models.output import PoseOutput
 from posekit.skeleton import COCO
-
-# Tag-loss weights (push, pull). HigherHRNet (MSE heatmaps, a mean over cells, so tiny): 1e-3 each. With the
-# focal loss (a sum over cells divided by the joints) CornerNet weighs the same embedding loss 0.1 each. Measured
-# here (HRNet-lite, 1/4 only, batch 16, 600 steps on the training scenes, tags read on the quick validation
-# scenes): at (0.1, 0.1) pull wins early, every tag becomes the same and no pair of people is a tag threshold
-# apart (push has no gradient at equal tags); at (1, 0.1) 68% of the pairs are apart and 91% of the joints lie
-# within the threshold of their person's mean, with the same heatmap loss (1.5). At (1, 1) the heatmaps learned
-# more slowly (2.2 after 900 steps).
-TAG_WEIGHT = {"mse": (1e-3, 1e-3), "focal": (1.0, 0.1)}
-HEATMAP_LOSSES = tuple(TAG_WEIGHT)
-
-
-def _heatmap_term(pred, target, mask, kind: str):
-    """One resolution's heatmap loss: pred, target (B, h, w, J); mask (B, h, w), 0 where the loss is off."""
-    if kind == "mse":  # HigherHRNet's HeatmapLoss: the masked squared error, averaged over cells and joints
-        return ((pred - target) ** 2 * mask[..., None]).mean()
-    b, h, w, J = pred.shape  # the focal loss, one map per joint type, positives counted over the batch
-    to_maps = lambda a: jnp.moveaxis(a, -1, 1).reshape(b * J, h, w)  # noqa: E731
-    ignore = jnp.repeat(1.0 - mask[:, None], J, 1).reshape(b * J, h, w)
-    return focal_loss(to_maps(pred), to_maps(target), ignore)
-
-
-def bottomup_loss(out: PoseOutput, batch: dict, heatmap_loss: str = "focal", tag_weight: float | None = None):
-    """The bottom-up training loss: heatmaps (at 1/4, and at 1/2 when the model has that head) + tags at 1/4.
-
-    heatmap_loss: "mse" (HigherHRNet: Gaussian maps regressed, `heatmap_kind` "gaussian") or "focal"
-    (CenterNet's penalty-reduced focal loss on logits: faster to train at a small budget). The tag loss is
-    w_push · push + w_pull · pull, `tag_weight` = (w_push, w_pull) or one weight for both (default
-    `TAG_WEIGHT[heatmap_loss]`).
-    batch: as `scenes.bottomup_batches` makes it. Returns (loss, {"heat", "heat_half", "push", "pull"}).
-    """
-    if heatmap_loss not in HEATMAP_LOSSES:
-        raise ValueError(f"bottomup_loss: heatmap_loss must be one of {HEATMAP_LOSSES}, got {heatmap_loss!r}")
-    tw = TAG_WEIGHT[heatmap_loss] if tag_weight is None else tag_weight
-    w_push, w_pull = (tw, tw) if np.ndim(tw) == 0 else tw
-    heat = _heatmap_term(out.heatmaps, batch["heat"], batch["mask"], heatmap_loss)
-    half = jnp.zeros(())
-    if out.heatmaps_half is not None:
-        half = _heatmap_term(out.heatmaps_half, batch["heat_half"], batch["mask_half"], heatmap_loss)
-    if out.tags.shape[-1] != batch["joints"].shape[2]:
-        raise ValueError(f"bottomup_loss: the tag loss takes 1-D tags, one per joint; the model outputs "
-                         f"{out.tags.shape[-1]} tag channels for {batch['joints'].shape[2]} joints")  # fmt: skip
-    push, pull = ae_loss(out.tags, batch["joints"])
-    return heat + half + w_push * push + w_pull * pull, {"heat": heat, "heat_half": half, "push": push, "pull": pull}
 
 
 def _probabilities(maps, heatmap_loss: str):

@@ -24,7 +24,8 @@ import jax
 import numpy as np
 from flax import nnx, serialization
 
-from posekit.io import atomic_write_bytes
+from posekit.book import cache_dir
+from posekit.io import atomic_write_bytes, atomic_write_json
 
 CKPT_NAME = "checkpoint.msgpack"
 WEIGHTS = (nnx.Param, nnx.BatchStat)  # what a trained model is, without its optimizer: a filter for nnx.state
@@ -49,8 +50,6 @@ def run_dir(name: str, config: dict) -> Path:
     The folder also holds `run.json` ({"name", "config", "format"}), written once, so that a finished run can be
     rebuilt from its folder alone (`read_run`; `posekit predict --run`).
     """
-    from posekit.book import cache_dir
-    from posekit.io import atomic_write_json
 
     path = cache_dir("runs", f"{name}-{config_hash({**config, '_format': RUN_FORMAT})}")
     if not (path / RUN_INFO).exists():
@@ -61,7 +60,6 @@ def run_dir(name: str, config: dict) -> Path:
 def find_runs(name: str, **config) -> list[Path]:
     """The finished run folders of `name` (e.g. "bottomup") whose config holds every given key with the given
     value (lists and tuples compare alike), newest first. For handing a chapter's run to `posekit predict`."""
-    from posekit.book import cache_dir
 
     want = json.loads(json.dumps(config, default=str))
     found = []

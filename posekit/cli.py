@@ -11,6 +11,9 @@
 
 Bad input (a missing or malformed file, a wrong argument) is one line on stderr naming what was wrong and
 exit code 2; no traceback.
+
+Each subcommand imports what it needs when it runs (the one module of posekit that does so): `posekit --help`
+answers without loading JAX, and `posekit train` joins the other processes before JAX starts a backend.
 """
 
 from __future__ import annotations

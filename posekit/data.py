@@ -21,8 +21,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from posekit import synth
+from posekit.book import cache_dir
 from posekit.codecs import input_hw
-from posekit.crop import flip_keypoints
+from posekit.crop import crop_batch, flip_keypoints, inside_crop, transform_points
 from posekit.io import atomic_write_bytes
 from posekit.parallel import host_rows, host_shards, shard_range
 from posekit.skeleton import COCO
@@ -44,8 +46,6 @@ def synthetic_single(num: int, seed: int, size=64, shard: tuple[int, int] | None
     (`posekit.crop.crop_batch`: padded to the aspect ratio W / H, enlarged by 1.25, warped to W × H); the
     keypoints, boxes, head boxes and areas are carried into the new crop.
     """
-    from posekit import synth
-    from posekit.book import cache_dir
 
     h, w = input_hw(size)
     tag = f"{h}" if h == w else f"{h}x{w}"
@@ -66,7 +66,6 @@ def synthetic_single(num: int, seed: int, size=64, shard: tuple[int, int] | None
 
 def _box_crops(data: dict, hw) -> dict:
     """Warp every rendered crop to its person's box at the (H, W) input size (see `synthetic_single`)."""
-    from posekit.crop import crop_batch, inside_crop, transform_points
 
     h, w = hw
     crops, kpts, mats = crop_batch(data["images"], data["bboxes"], data["keypoints"], (w, h))

@@ -24,6 +24,7 @@ import numpy as np
 from scipy.ndimage import maximum_filter
 
 from posekit.crop import warp_images
+from posekit.inference import predict
 from posekit.models.output import DetectionOutput
 
 MIN_OVERLAP = 0.7  # the IoU the Gaussian radius is chosen to keep
@@ -142,7 +143,6 @@ def boxes_to_image(boxes, matrices) -> np.ndarray:
 def detect(model, images, *, input_size: int, top_k: int = 20, threshold: float = 0.0, batch_size: int = 32):
     """Run a CenterNet-style `model` on images and decode: a list with one (boxes (K, 4), scores (K,)) per
     image, boxes [x, y, w, h] in image pixels, scores ≥ `threshold`, best first. Used in chapter 4."""
-    from posekit.inference import predict
 
     out_boxes, out_scores = [], []
     for i in range(0, len(images), batch_size):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from posekit.cocoio import annotation_arrays, keypoint_results
 from posekit.skeleton import KeypointSet
 
 
@@ -168,7 +169,6 @@ def detections(
 
     Used in chapter 7.
     """
-    from posekit.cocoio import annotation_arrays, keypoint_results
 
     if not 0.0 <= miss <= 1.0:
         raise ValueError(f"miss must be in [0, 1], got {miss}")

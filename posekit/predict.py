@@ -19,14 +19,18 @@ from pathlib import Path
 
 import numpy as np
 
+from posekit import cocoio, viz
+from posekit.bottom_up import bottom_up
+from posekit.checkpoint import CKPT_NAME, load_run, read_run
+from posekit.models import build_model
+from posekit.top_down import top_down
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 POSE_MODELS = ("associative-embedding", "simplebaseline-crops", "hrnet-crops")
 
 
 def _model_of(folder) -> tuple[str, dict, object]:
     """(kind, config, model with the run's weights) of a run folder or of a checkpoint file inside one."""
-    from posekit.checkpoint import CKPT_NAME, load_run, read_run
-    from posekit.models import build_model
 
     folder = Path(folder)
     if folder.is_file():
@@ -56,7 +60,6 @@ def load_pipeline(pose_run, detector=None, *, flip_test: bool = True):
     if kind == "associative-embedding":
         if detector is not None:
             raise ValueError(f"{pose_run}: a bottom-up run needs no detector (got {detector})")
-        from posekit.bottom_up import bottom_up
 
         def run(images, image_ids):
             return bottom_up(images, model, input_size=cfg["input_size"], heatmap_loss=cfg["heatmap_loss"],
@@ -68,7 +71,6 @@ def load_pipeline(pose_run, detector=None, *, flip_test: bool = True):
     det_kind, det_cfg, det = _model_of(detector)
     if det_kind != "centernet":
         raise ValueError(f"{detector}: a {det_kind!r} run, not a person detector (centernet)")
-    from posekit.top_down import top_down
 
     def run(images, image_ids):
         return top_down(images, model, detector=det, det_input=det_cfg["input_size"], image_ids=image_ids,
@@ -88,7 +90,6 @@ def read_images(image_dir, coco=None) -> tuple[list, list, list]:
     if not image_dir.is_dir():
         raise FileNotFoundError(f"{image_dir}: no such image folder")
     if coco is not None:
-        from posekit import cocoio
 
         gt = cocoio.load_coco(coco)
         names = [im["file_name"] for im in gt["images"]]
@@ -129,7 +130,6 @@ def draw_results(out_dir, images, ids, names, results, min_score: float = 0.1) -
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from posekit import viz
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,9 @@ Used in the preface.
 
 from __future__ import annotations
 
+from posekit import models
+from posekit.models import bottom_up, flops
+
 # (chapter, what, model, its constructor arguments, input (H, W), steps, batch): `steps` and `batch` name the
 # settings-cell variables they mirror, with their full-profile values
 FULL = (
@@ -33,8 +36,6 @@ MFU = 0.3  # a typical share of the peak for convolutional networks of this size
 def _model(cls: str, kwargs: dict, size):
     from flax import nnx
 
-    from posekit import models
-    from posekit.models import bottom_up
 
     make = getattr(bottom_up if cls == "AssociativeEmbedding" else models, cls)
     if cls == "RegressionPose":
@@ -47,7 +48,6 @@ def _model(cls: str, kwargs: dict, size):
 def rows(estimate: bool = True) -> list[list]:
     """The preface's table: chapter, model, input, steps, batch, images seen, and (with `estimate`) GFLOPs per
     image and the estimated A100 hours at `MFU`. Lowering the large models for their FLOPs takes a few seconds."""
-    from posekit.models import flops
 
     out = []
     for chapter, what, cls, kwargs, size, (_, steps), (_, batch) in FULL:

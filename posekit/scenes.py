@@ -27,10 +27,12 @@ import json
 
 import numpy as np
 
-from posekit import cocoio
-from posekit.book import check_profile
+from posekit import cocoio, synth
+from posekit.book import cache_dir, check_profile
+from posekit.codecs import multi_person_targets
 from posekit.crop import affine_matrix, crop_batch, inside_crop, random_augment, transform_points, warp_images
 from posekit.data import batch_stream, read_shards
+from posekit.detection import center_targets
 from posekit.io import atomic_write_bytes
 from posekit.parallel import shard_range
 from posekit.skeleton import COCO
@@ -44,8 +46,6 @@ VAL_SCENES = {"quick": 64, "standard": 400, "full": 2000}
 def _render(num: int, seed: int, size: int, shard: tuple[int, int] | None = None) -> dict:
     """Rendered scenes as a scene set, cached under `cache_dir("data")`; `shard` (s, S): only shard s of S of
     them (image ids and file names as in the whole set)."""
-    from posekit import synth
-    from posekit.book import cache_dir
 
     items = range(num) if shard is None else shard_range(num, *shard)
     part = "" if shard is None else f"-shard{shard[0]}of{shard[1]}"
@@ -178,7 +178,6 @@ def detector_batches(scenes, input_size: int, batch_size: int, seed: int, output
     shifted by up to `shift` of the side, and flipped with probability ½ (CenterNet's random scale, crop and
     flip); boxes follow and are clipped to the input. scenes: a scene set or `posekit.data.Shards` of them.
     """
-    from posekit.detection import center_targets
 
     S = int(input_size)
 
@@ -241,7 +240,6 @@ def bottomup_batches(scenes, input_size: int, batch_size: int, seed: int, *, sig
     input pixels (HigherHRNet draws σ = 2 cells at both resolutions of a 512 input; here one σ in pixels keeps
     the two maps' targets the same shape). Used in chapter 5.
     """
-    from posekit.codecs import multi_person_targets
 
     S = int(input_size)
     strides = {"": output_stride, "_half": output_stride // 2} if higher else {"": output_stride}
@@ -305,7 +303,6 @@ def people_grid(num_people: int, num_images: int, seed: int = 0, size: int = SCE
     """A scene set of `num_images` images, each holding exactly `num_people` (1-16) people: single-person
     renderings (`synth.render_single`, no truncation) in random cells of a 4×4 grid, the other cells a flat
     grey. For timing against the number of people (chapters 5 and the head-to-head chapter)."""
-    from posekit import synth
 
     if not 1 <= int(num_people) <= 16:
         raise ValueError(f"people_grid: num_people must be in 1..16, got {num_people!r}")

@@ -36,6 +36,7 @@ import numpy as np
 
 from posekit import cocoio
 from posekit import render as R
+from posekit.io import atomic_replace_dir
 
 POSE_NAMES: tuple[str, ...] = (
     "standing",
@@ -789,7 +790,6 @@ def write_dataset(
     from PIL import Image
     from tqdm import tqdm
 
-    from posekit.io import atomic_replace_dir
 
     if kind not in ("single", "scene"):
         raise ValueError(f"kind must be 'single' or 'scene', got {kind!r}")

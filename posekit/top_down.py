@@ -20,6 +20,7 @@ import numpy as np
 
 from posekit import cocoio, codecs
 from posekit.crop import box_to_center_scale, crop_batch, crop_to_image
+from posekit.detection import detect
 from posekit.inference import flip_averaged, heatmaps_for_decoding, predict
 from posekit.metrics import resolve_sigmas
 from posekit.skeleton import COCO
@@ -147,7 +148,6 @@ def top_down(images, pose_model, *, detector=None, boxes=None, image_ids=None, i
     joint confidence (else the box score); nms_threshold: OKS-NMS per image (None: none).
     timings: a dict that receives the seconds spent in "detector", "pose" and "post" (added to what is there).
     """
-    from posekit.detection import detect
 
     n = len(images)
     image_ids = list(range(1, n + 1)) if image_ids is None else list(image_ids)

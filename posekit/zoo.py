@@ -31,8 +31,16 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import jax
+from flax import nnx
+
 from posekit.book import repo_root
+from posekit.checkpoint import load_weights_bytes, weights_bytes
+from posekit.data import synthetic_single
+from posekit.experiments.single_person import lr_sweep, named_config, pck_bbox, train_named
+from posekit.inference import predict_keypoints
 from posekit.io import atomic_write_bytes, atomic_write_json
+from posekit.models import build_model
 
 MANIFEST = "manifest.json"
 ZOO_ENV = "POSEKIT_ZOO"
@@ -149,8 +157,6 @@ def sha256(path) -> str:
 def load(name: str, zoo=None):
     """The trained model `name` of the zoo: its structure rebuilt from the manifest's config
     (`posekit.models.build_model`), its weights read from `<zoo>/<name>.msgpack` after checking the file's sha256."""
-    from posekit.checkpoint import load_weights_bytes
-    from posekit.models import build_model
 
     entry = info(name, zoo)
     path = zoo_dir(zoo) / entry["file"]
@@ -180,7 +186,6 @@ def get(name: str, use_zoo: bool = True, zoo=None):
 
 def sp_validation():
     """The validation crops every single-person zoo model is scored on (chapters 2-3's)."""
-    from posekit.data import synthetic_single
 
     return synthetic_single(SP_VAL[0], SP_VAL[1], SP_SIZE)
 
@@ -188,8 +193,6 @@ def sp_validation():
 def evaluate(name: str, model, val=None) -> dict:
     """The metrics a zoo model is recorded with: PCK@0.1 and PCK@0.05 (box normalizer) on the 512 validation
     crops of chapters 2-3 (`sp_validation`), no flip test."""
-    from posekit.experiments.single_person import pck_bbox
-    from posekit.inference import predict_keypoints
 
     entry_of(name)  # a clear error for an unknown name
     val = sp_validation() if val is None else val
@@ -201,7 +204,6 @@ def chosen_lr(entry: Entry) -> tuple[float, dict]:
     """(learning rate, {lr: held-out score}) of an entry: its sweep (cached runs) or its fixed `lr`."""
     if entry.lr_sweep is None:
         return float(entry.settings["lr"]), {}
-    from posekit.experiments.single_person import lr_sweep
 
     s = entry.settings
     held = lr_sweep(entry.recipe, entry.lr_sweep["lrs"], train_size=s["train_size"], holdout=entry.lr_sweep["holdout"],
@@ -217,7 +219,6 @@ def entry_of(name: str) -> Entry:
 
 def recipe_config(name: str, lr: float) -> dict:
     """The run config the zoo entry `name` trains with at learning rate `lr` (what its manifest entry holds)."""
-    from posekit.experiments.single_person import named_config
 
     entry = entry_of(name)
     return named_config(entry.recipe, lr=lr, val=sp_validation(), **_settings(entry))
@@ -232,7 +233,6 @@ def train_entry(name: str, progress: bool = True):
     """Train (or resume, or load when finished) the zoo entry `name` with its recipe; returns (model, history, lr,
     held-out sweep). The run lives in the run cache (`posekit.checkpoint.run_dir`): an interrupted training
     resumes from its last checkpoint, and its validation curve is in the run folder's `curve.json` as it goes."""
-    from posekit.experiments.single_person import train_named
 
     entry = entry_of(name)
     lr, held = chosen_lr(entry)
@@ -245,7 +245,6 @@ def train_entry(name: str, progress: bool = True):
 
 def machine() -> str:
     """This machine in words: CPU model, cores, and the JAX backend."""
-    import jax
 
     cpu = platform.processor() or platform.machine()
     try:
@@ -274,7 +273,6 @@ def git_commit() -> str | None:
 def export(name: str, zoo=None, *, commit: str | None = None, progress: bool = False) -> dict:
     """Train (or load the finished run of) the entry `name`, write its weights to `<zoo>/<name>.msgpack` and its
     manifest entry; returns the entry. `commit`: the code commit it was trained at (default: the checkout's)."""
-    from posekit.checkpoint import weights_bytes
 
     entry = entry_of(name)
     model, history, lr, held = train_entry(name, progress)
@@ -304,9 +302,7 @@ def export(name: str, zoo=None, *, commit: str | None = None, progress: bool = F
 
 def load_weights(model, data: bytes):
     """A fresh copy of `model`'s structure holding `data` (what loading the zoo file gives)."""
-    from flax import nnx
 
-    from posekit.checkpoint import load_weights_bytes
 
     return load_weights_bytes(nnx.clone(model), data)
 

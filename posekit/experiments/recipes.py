@@ -13,7 +13,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from posekit.checkpoint import find_runs
 from posekit.data import shards_config
+from posekit.experiments import bottom_up, single_person, top_down
 from posekit.experiments.single_person import MODELS
 
 MULTI_PERSON = {
@@ -49,8 +51,6 @@ def train_recipe(name: str, *, steps: int, train_size: int, seed: int = 0, varia
     (`posekit.data.Shards`), each process reading only its own; the batches then depend on the number of shards,
     so one process with data_shards = N reproduces N processes.
     """
-    from posekit.checkpoint import find_runs
-    from posekit.experiments import bottom_up, single_person, top_down
 
     if name not in RECIPES:
         raise ValueError(f"recipe: expected one of {', '.join(RECIPES)}; got {name!r}")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from posekit import codecs, losses
+from posekit import codecs, losses, metrics
 from posekit.checkpoint import run_dir
 from posekit.codecs import input_hw
 from posekit.data import flip_batches, read_shards, shards_config, synthetic_single
@@ -76,7 +76,6 @@ def pose_loss_fn(input_size, sigma: float = 1.0, coord_loss: str = "l1", simcc_s
 
 def pck_bbox(pred, data: dict, thr: float = 0.1) -> float:
     """Mean PCK@thr with the bbox size max(w, h) as normalizer (`posekit.metrics.pck`). Used in chapters 2-3."""
-    from posekit import metrics
 
     return float(metrics.pck(pred, data["keypoints"], metrics.bbox_size(data["bboxes"]), thr)["mean"])
 

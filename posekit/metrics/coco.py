@@ -26,6 +26,8 @@ Images are matched in chunks, so memory stays bounded however many images there 
 
 from __future__ import annotations
 
+import csv
+import io
 import itertools
 import os
 from dataclasses import dataclass, replace
@@ -33,6 +35,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from posekit.cocoio import read_json
+from posekit.io import atomic_write_text
 from posekit.metrics._inputs import resolve_sigmas
 from posekit.metrics.oks import OksGroundTruth, oks_pairs
 
@@ -683,10 +686,7 @@ def write_per_image_csv(ev: CocoEvaluation, path) -> int:
     tp75 (a detection that is a true positive, or a GT that was found, at 0.50 / 0.75), ignored. Sort by `best`
     or filter on tp50 = 0 to find the failures. Written atomically; returns the number of rows.
     """
-    import csv
-    import io
 
-    from posekit.io import atomic_write_text
 
     if ev.matches is None:
         raise ValueError("write_per_image_csv: evaluate(..., keep_matches=True) keeps the matches it needs")

@@ -6,7 +6,7 @@
 Models: train images/s through the jitted step of `posekit.train.fit` (`posekit.losses.bottomup_loss` on
 real targets from `posekit.scenes.bottomup_batches`) and inference images/s of the network with the flip
 test (`posekit.bottom_up.network_maps`, no grouping). Grouping: `posekit.grouping.group` on *perfect* maps
-(every true person's Gaussians and a distinct tag per person, as `experiments.bottom_up.perfect_maps_ap` draws
+(every true person's Gaussians and a distinct tag per person, as `analysis.bottom_up.perfect_maps_ap` draws
 them) of `posekit.scenes.people_grid` images holding exactly K people, so the time measures the algorithm, not
 a model's false candidates: milliseconds per image with and without refinement. Prints markdown tables; runs
 unchanged on a GPU.
@@ -22,9 +22,9 @@ import numpy as np
 from flax import nnx
 
 from posekit import scenes
+from posekit.analysis.bottom_up import perfect_maps
 from posekit.bottom_up import network_maps
 from posekit.experiments import cost
-from posekit.experiments.bottom_up import perfect_maps
 from posekit.grouping import group
 from posekit.losses import bottomup_loss
 from posekit.models import flops, param_count

@@ -55,7 +55,6 @@ def network_maps(model, images, *, input_size: int, flip_test: bool = False, use
     `flip_test`), the grid's stride in input pixels, and the image → input matrices (N, 2, 3). The grid is
     1/2 of the input when the model has HigherHRNet's head and `use_half`, else 1/4.
     """
-
     x, mats = to_input(images, input_size)
     out = predict(model, x, batch_size)
     J = COCO.num_joints

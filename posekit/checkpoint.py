@@ -50,7 +50,6 @@ def run_dir(name: str, config: dict) -> Path:
     The folder also holds `run.json` ({"name", "config", "format"}), written once, so that a finished run can be
     rebuilt from its folder alone (`read_run`; `posekit predict --run`).
     """
-
     path = cache_dir("runs", f"{name}-{config_hash({**config, '_format': RUN_FORMAT})}")
     if not (path / RUN_INFO).exists():
         atomic_write_json(path / RUN_INFO, {"name": name, "config": config, "format": RUN_FORMAT}, default=str)

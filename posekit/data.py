@@ -46,7 +46,6 @@ def synthetic_single(num: int, seed: int, size=64, shard: tuple[int, int] | None
     (`posekit.crop.crop_batch`: padded to the aspect ratio W / H, enlarged by 1.25, warped to W × H); the
     keypoints, boxes, head boxes and areas are carried into the new crop.
     """
-
     h, w = input_hw(size)
     tag = f"{h}" if h == w else f"{h}x{w}"
     items = range(num) if shard is None else shard_range(num, *shard)
@@ -66,7 +65,6 @@ def synthetic_single(num: int, seed: int, size=64, shard: tuple[int, int] | None
 
 def _box_crops(data: dict, hw) -> dict:
     """Warp every rendered crop to its person's box at the (H, W) input size (see `synthetic_single`)."""
-
     h, w = hw
     crops, kpts, mats = crop_batch(data["images"], data["bboxes"], data["keypoints"], (w, h))
     kpts[..., 2] = np.where(inside_crop(kpts, w, h), kpts[..., 2], 0)

@@ -169,7 +169,6 @@ def detections(
 
     Used in chapter 7.
     """
-
     if not 0.0 <= miss <= 1.0:
         raise ValueError(f"miss must be in [0, 1], got {miss}")
     if false_per_image < 0:

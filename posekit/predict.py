@@ -31,7 +31,6 @@ POSE_MODELS = ("associative-embedding", "simplebaseline-crops", "hrnet-crops")
 
 def _model_of(folder) -> tuple[str, dict, object]:
     """(kind, config, model with the run's weights) of a run folder or of a checkpoint file inside one."""
-
     folder = Path(folder)
     if folder.is_file():
         folder = folder.parent
@@ -90,7 +89,6 @@ def read_images(image_dir, coco=None) -> tuple[list, list, list]:
     if not image_dir.is_dir():
         raise FileNotFoundError(f"{image_dir}: no such image folder")
     if coco is not None:
-
         gt = cocoio.load_coco(coco)
         names = [im["file_name"] for im in gt["images"]]
         ids = [im["id"] for im in gt["images"]]
@@ -129,7 +127,6 @@ def draw_results(out_dir, images, ids, names, results, min_score: float = 0.1) -
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

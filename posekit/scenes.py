@@ -178,9 +178,7 @@ def detector_batches(scenes, input_size: int, batch_size: int, seed: int, output
     shifted by up to `shift` of the side, and flipped with probability ½ (CenterNet's random scale, crop and
     flip); boxes follow and are clipped to the input. scenes: a scene set or `posekit.data.Shards` of them.
     """
-
     S = int(input_size)
-
 
     def draw(rng, n, d):
         idx = rng.integers(0, len(d["sizes"]), n)
@@ -240,11 +238,9 @@ def bottomup_batches(scenes, input_size: int, batch_size: int, seed: int, *, sig
     input pixels (HigherHRNet draws σ = 2 cells at both resolutions of a 512 input; here one σ in pixels keeps
     the two maps' targets the same shape). Used in chapter 5.
     """
-
     S = int(input_size)
     strides = {"": output_stride, "_half": output_stride // 2} if higher else {"": output_stride}
     perm = COCO.flip_permutation()
-
 
     def draw(rng, n, d):
         sizes = d["sizes"]

@@ -148,7 +148,6 @@ def top_down(images, pose_model, *, detector=None, boxes=None, image_ids=None, i
     joint confidence (else the box score); nms_threshold: OKS-NMS per image (None: none).
     timings: a dict that receives the seconds spent in "detector", "pose" and "post" (added to what is there).
     """
-
     n = len(images)
     image_ids = list(range(1, n + 1)) if image_ids is None else list(image_ids)
     if (detector is None) == (boxes is None):

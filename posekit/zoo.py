@@ -109,8 +109,6 @@ def _single_person_entries() -> list[Entry]:
 ENTRIES = {e.name: e for e in _single_person_entries()}
 
 
-
-
 class ZooError(ValueError):
     """A zoo file or manifest entry that is missing, damaged or does not match its recipe: one clear line."""
 
@@ -302,7 +300,6 @@ def export(name: str, zoo=None, *, commit: str | None = None, progress: bool = F
 
 def load_weights(model, data: bytes):
     """A fresh copy of `model`'s structure holding `data` (what loading the zoo file gives)."""
-
 
     return load_weights_bytes(nnx.clone(model), data)
 

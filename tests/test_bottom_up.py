@@ -8,7 +8,7 @@ import pytest
 from flax import nnx
 
 from posekit import bottom_up, losses, metrics, scenes
-from posekit.experiments.bottom_up import ap_by_size, perfect_maps_ap
+from posekit.analysis.bottom_up import ap_by_size, perfect_maps_ap
 from posekit.models.output import PoseOutput
 
 
@@ -138,7 +138,7 @@ def test_bottom_up_end_to_end_on_a_coco_folder(tmp_path):
 
 
 def test_grouping_errors_find_split_and_merged_people():
-    from posekit.experiments.bottom_up import grouping_errors
+    from posekit.analysis.bottom_up import grouping_errors
 
     val = scenes.select(scenes.validation_scenes("quick"), range(12))
     i = next(k for k, p in enumerate(scenes.people(val, include_crowd=False)) if len(p["areas"]) >= 2)

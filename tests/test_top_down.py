@@ -8,7 +8,7 @@ import pytest
 from flax import nnx
 
 from posekit import detection, losses, metrics, scenes, synth, top_down
-from posekit.experiments.top_down import degrade_boxes, detection_metrics, recall_at_iou
+from posekit.analysis.top_down import degrade_boxes, detection_metrics, recall_at_iou
 from posekit.models import SimpleBaseline
 from posekit.models.centernet import CenterNet
 from posekit.models.output import DetectionOutput

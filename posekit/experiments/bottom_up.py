@@ -16,12 +16,10 @@ import numpy as np
 from posekit import metrics
 from posekit.analysis.bottom_up import heldout_loss
 from posekit.bottom_up import bottom_up
-from posekit.checkpoint import run_dir
 from posekit.data import shards_config
+from posekit.experiments.recipe import sweep, train_run
 from posekit.losses import TAG_WEIGHT, bottomup_loss
-from posekit.models import build_model
 from posekit.scenes import bottomup_batches, fingerprint, training_data, training_scenes
-from posekit.train import fit
 
 
 def _pair(weight) -> list[float]:
@@ -47,7 +45,6 @@ def train_bottom_up(*, steps: int, train_scenes: int, higher: bool = True, varia
                **shards_config(data_shards))  # fmt: skip
     if val is not None:
         cfg["val"] = fingerprint(val)
-    model = build_model(cfg, seed)  # focal loss: sigmoid maps start at CenterNet's prior 0.1
     data = training_data(train_scenes, seed, data_shards)
 
     def loss_fn(m, batch):
@@ -59,9 +56,8 @@ def train_bottom_up(*, steps: int, train_scenes: int, higher: bool = True, varia
 
     batches = bottomup_batches(data, input_size, batch_size, seed, sigma=sigma, higher=higher)
     name = f"{'higher' if higher else 'ae'}-{variant}-{input_size}"
-    return fit(model, loss_fn, batches, steps, lr=lr, ckpt_dir=run_dir("bottomup", cfg), ckpt_every=max(steps // 4, 50),
-               progress=progress, validate=validate if val is not None else None, val_every=max(steps // 4, 1),
-               desc=name)  # fmt: skip
+    return train_run("bottomup", cfg, loss_fn=loss_fn, batches=batches, validate=validate if val is not None else None,
+                     progress=progress, desc=name)  # fmt: skip
 
 
 def lr_sweep(lrs, *, higher: bool, steps: int, train_scenes: int, holdout: int = 128, seed: int = 0, **kwargs) -> dict:
@@ -71,13 +67,16 @@ def lr_sweep(lrs, *, higher: bool, steps: int, train_scenes: int, holdout: int =
     (`python -m posekit.experiments.bottom_up`)."""
     held = training_scenes(holdout, seed + 1)
     size = kwargs.get("input_size", 128)
-    out = {}
-    for lr in sorted(float(v) for v in lrs):
-        model, _ = train_bottom_up(steps=steps, train_scenes=train_scenes, higher=higher, seed=seed, lr=lr,
-                                   progress=False, **kwargs)  # fmt: skip
+
+    def train_at(lr):
+        return train_bottom_up(steps=steps, train_scenes=train_scenes, higher=higher, seed=seed, lr=lr, progress=False,
+                               **kwargs)[0]  # fmt: skip
+
+    def score(model):
         res = bottom_up(held["images"], model, input_size=size, image_ids=held["image_ids"])
-        out[lr] = (float(metrics.coco_eval(held["coco"], res)["AP"]), heldout_loss(model, held, input_size=size))
-    return out
+        return float(metrics.coco_eval(held["coco"], res)["AP"]), heldout_loss(model, held, input_size=size)
+
+    return sweep(train_at, score, lrs, rank=lambda s: -s[1])  # ranked by the held-out heatmap loss
 
 
 if __name__ == "__main__":  # the learning-rate sweep behind chapter 5's settings

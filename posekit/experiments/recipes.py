@@ -51,7 +51,6 @@ def train_recipe(name: str, *, steps: int, train_size: int, seed: int = 0, varia
     (`posekit.data.Shards`), each process reading only its own; the batches then depend on the number of shards,
     so one process with data_shards = N reproduces N processes.
     """
-
     if name not in RECIPES:
         raise ValueError(f"recipe: expected one of {', '.join(RECIPES)}; got {name!r}")
     given = {"variant": variant, "batch_size": batch_size, "lr": lr}

@@ -18,12 +18,11 @@ from __future__ import annotations
 import numpy as np
 
 from posekit import codecs, losses, metrics
-from posekit.checkpoint import run_dir
 from posekit.codecs import input_hw
 from posekit.data import flip_batches, read_shards, shards_config, synthetic_single
+from posekit.experiments.recipe import sweep, train_run
 from posekit.inference import predict_keypoints
-from posekit.models import HRNet, IntegralPose, RegressionPose, SimCCPose, SimpleBaseline, build_model
-from posekit.train import fit
+from posekit.models import HRNet, IntegralPose, RegressionPose, SimCCPose, SimpleBaseline
 
 # name → (model class, model keyword arguments, coordinate loss). The loss of each is its paper's: DeepPose
 # L2, integral regression L1, SimpleBaseline MSE on Gaussian maps; "heatmap" is SimpleBaseline with the
@@ -76,7 +75,6 @@ def pose_loss_fn(input_size, sigma: float = 1.0, coord_loss: str = "l1", simcc_s
 
 def pck_bbox(pred, data: dict, thr: float = 0.1) -> float:
     """Mean PCK@thr with the bbox size max(w, h) as normalizer (`posekit.metrics.pck`). Used in chapters 2-3."""
-
     return float(metrics.pck(pred, data["keypoints"], metrics.bbox_size(data["bboxes"]), thr)["mean"])
 
 
@@ -134,7 +132,6 @@ def single_person_run(
     cfg = single_person_config(model_class, variant, steps=steps, train_size=train_size, val=val, seed=seed,
                                size=size, sigma=sigma, lr=lr, batch_size=batch_size, coord_loss=coord_loss,
                                holdout=holdout, data_shards=data_shards, **model_kwargs)  # fmt: skip
-    model = build_model(cfg, seed)
     if data_shards > 1:  # each process renders (or loads) only its shards of the training crops
         if holdout:
             raise ValueError("single_person_run: holdout needs the whole training set; use data_shards=1")
@@ -147,12 +144,9 @@ def single_person_run(
     def validate(m, step):
         return {"pck": pck_bbox(predict_keypoints(m, val["images"]), val)}
 
-    return fit(
-        model, pose_loss_fn(hw, sigma, coord_loss), flip_batches(data, batch_size, seed),
-        steps, lr=lr, ckpt_dir=run_dir(f"single-{name}", cfg), ckpt_every=max(steps // 4, 50),
-        validate=validate if val is not None else None, val_every=max(steps // 6, 1),
-        progress=progress, desc=f"{name}-{variant}",
-    )  # fmt: skip
+    return train_run(f"single-{name}", cfg, loss_fn=pose_loss_fn(hw, sigma, coord_loss),
+                     batches=flip_batches(data, batch_size, seed), validate=validate if val is not None else None,
+                     validations=6, progress=progress, desc=f"{name}-{variant}")  # fmt: skip
 
 
 def train_named(name: str, variant: str | None = None, **kwargs):
@@ -193,27 +187,12 @@ def lr_sweep(name: str, lrs, *, train_size: int, holdout: int, seed: int = 0, si
     """
     data = synthetic_single(train_size, seed, size)
     held = {k: v[train_size - holdout :] for k, v in data.items()}
-    out = {}
 
-    def score(lr):
-        model, _ = train_named(name, train_size=train_size, holdout=holdout, seed=seed, size=size, lr=lr,
-                               progress=False, **kwargs)  # fmt: skip
-        out[float(lr)] = pck_bbox(predict_keypoints(model, held["images"]), held)
+    def train_at(lr):
+        return train_named(name, train_size=train_size, holdout=holdout, seed=seed, size=size, lr=lr, progress=False,
+                           **kwargs)[0]  # fmt: skip
 
-    lrs = sorted(float(lr) for lr in lrs)
-    for lr in lrs:
-        score(lr)
-    ratio = lrs[1] / lrs[0] if len(lrs) > 1 else 3.0
-    for _ in range(extend):
-        grid = sorted(out)
-        best = max(out, key=out.get)
-        if best == grid[0]:
-            score(float(f"{grid[0] / ratio:.3g}"))
-        elif best == grid[-1]:
-            score(float(f"{grid[-1] * ratio:.3g}"))
-        else:
-            break
-    return dict(sorted(out.items()))
+    return sweep(train_at, lambda model: pck_bbox(predict_keypoints(model, held["images"]), held), lrs, extend=extend)
 
 
 def seed_runs(name: str, seeds, *, val: dict, **kwargs) -> dict:

@@ -13,15 +13,14 @@ from __future__ import annotations
 
 from posekit import metrics
 from posekit.analysis.top_down import detection_metrics
-from posekit.checkpoint import run_dir
 from posekit.data import shards_config
 from posekit.detection import detect
+from posekit.experiments.recipe import sweep, train_run
 from posekit.experiments.single_person import pose_loss_fn
 from posekit.losses import detection_loss
-from posekit.models import HRNet, SimpleBaseline, build_model
+from posekit.models import HRNet, SimpleBaseline
 from posekit.scenes import crop_batches, detector_batches, fingerprint, training_data, training_scenes
 from posekit.top_down import gt_boxes, top_down
-from posekit.train import fit
 
 CROP_MODELS = {"simplebaseline": (SimpleBaseline, "tiny"), "hrnet": (HRNet, "lite")}
 
@@ -41,21 +40,18 @@ def train_detector(*, steps: int, train_scenes: int, seed: int = 0, variant: str
                input_size=input_size, lr=lr, batch_size=batch_size, **shards_config(data_shards))  # fmt: skip
     if val is not None:
         cfg["val"] = fingerprint(val)
-    model = build_model(cfg, seed)
     data = training_data(train_scenes, seed, data_shards)
 
     def loss_fn(m, batch):
         return detection_loss(m(batch["images"], train=True), batch)
 
     def validate(m, step):
-
         dm = detection_metrics(detect(m, val["images"], input_size=input_size), val)
         return {"box_ap": dm["box_AP"], "recall50": dm["recall50"]}
 
-    return fit(model, loss_fn, detector_batches(data, input_size, batch_size, seed), steps, lr=lr,
-               ckpt_dir=run_dir("detector", cfg), ckpt_every=max(steps // 4, 50), progress=progress,
-               validate=validate if val is not None else None, val_every=max(steps // 4, 1),
-               desc=f"centernet-{variant}")  # fmt: skip
+    return train_run("detector", cfg, loss_fn=loss_fn, batches=detector_batches(data, input_size, batch_size, seed),
+                     validate=validate if val is not None else None, progress=progress,
+                     desc=f"centernet-{variant}")  # fmt: skip
 
 
 def train_crop_model(name: str = "simplebaseline", variant: str | None = None, *, steps: int, train_scenes: int,
@@ -75,19 +71,17 @@ def train_crop_model(name: str = "simplebaseline", variant: str | None = None, *
                input_size=[h, w], sigma=sigma, lr=lr, batch_size=batch_size, **shards_config(data_shards))  # fmt: skip
     if val is not None:
         cfg["val"] = fingerprint(val)
-    model = build_model(cfg, seed)
     data = training_data(train_scenes, seed, data_shards)
 
     def validate(m, step):
-
         results = top_down(val["images"], m, boxes=gt_boxes(val), image_ids=val["image_ids"], input_size=(h, w),
                            sigma=sigma)  # fmt: skip
         return {"ap": metrics.coco_eval(val["coco"], results)["AP"]}
 
-    return fit(model, pose_loss_fn((h, w), sigma), crop_batches(data, (h, w), batch_size, seed), steps, lr=lr,
-               ckpt_dir=run_dir("topdown-pose", cfg), ckpt_every=max(steps // 4, 50), progress=progress,
-               validate=validate if val is not None else None, val_every=max(steps // 4, 1),
-               desc=f"{name}-{variant}-{h}x{w}")  # fmt: skip
+    return train_run("topdown-pose", cfg, loss_fn=pose_loss_fn((h, w), sigma),
+                     batches=crop_batches(data, (h, w), batch_size, seed),
+                     validate=validate if val is not None else None, progress=progress,
+                     desc=f"{name}-{variant}-{h}x{w}")  # fmt: skip
 
 
 def lr_sweep(kind: str, lrs, *, steps: int, train_scenes: int, holdout: int = 256, seed: int = 0, **kwargs) -> dict:
@@ -97,20 +91,26 @@ def lr_sweep(kind: str, lrs, *, steps: int, train_scenes: int, holdout: int = 25
     rates were chosen (`python -m posekit.experiments.top_down`)."""
 
     held = training_scenes(holdout, seed + 1)
-    out = {}
-    for lr in sorted(float(v) for v in lrs):
-        if kind == "detector":
-            model, _ = train_detector(steps=steps, train_scenes=train_scenes, seed=seed, lr=lr, progress=False,
-                                      **kwargs)  # fmt: skip
-            size = kwargs.get("input_size", 128)
-            out[lr] = detection_metrics(detect(model, held["images"], input_size=size), held)["box_AP"]
-        else:
-            model, _ = train_crop_model(kind, steps=steps, train_scenes=train_scenes, seed=seed, lr=lr,
-                                        progress=False, **kwargs)  # fmt: skip
-            hw = tuple(kwargs.get("input_size", (128, 96)))
+    if kind == "detector":
+        size = kwargs.get("input_size", 128)
+
+        def train_at(lr):
+            return train_detector(steps=steps, train_scenes=train_scenes, seed=seed, lr=lr, progress=False, **kwargs)[0]
+
+        def score(model):
+            return detection_metrics(detect(model, held["images"], input_size=size), held)["box_AP"]
+    else:
+        hw = tuple(kwargs.get("input_size", (128, 96)))
+
+        def train_at(lr):
+            return train_crop_model(kind, steps=steps, train_scenes=train_scenes, seed=seed, lr=lr, progress=False,
+                                    **kwargs)[0]  # fmt: skip
+
+        def score(model):
             res = top_down(held["images"], model, boxes=gt_boxes(held), image_ids=held["image_ids"], input_size=hw)
-            out[lr] = float(metrics.coco_eval(held["coco"], res)["AP"])
-    return out
+            return float(metrics.coco_eval(held["coco"], res)["AP"])
+
+    return sweep(train_at, score, lrs)
 
 
 if __name__ == "__main__":  # the learning-rate sweep behind chapter 4's settings

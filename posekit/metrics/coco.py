@@ -687,7 +687,6 @@ def write_per_image_csv(ev: CocoEvaluation, path) -> int:
     or filter on tp50 = 0 to find the failures. Written atomically; returns the number of rows.
     """
 
-
     if ev.matches is None:
         raise ValueError("write_per_image_csv: evaluate(..., keep_matches=True) keeps the matches it needs")
     det, gtt = ev.matches["detections"], ev.matches["ground_truth"]

@@ -1,0 +1,65 @@
+"""The shape every recipe of the book shares, written once: a config → its model → `fit` → a cached run; and the
+one learning-rate sweep on held-out data.
+
+    model, history = train_run("detector", cfg, loss_fn=loss, batches=batches, validate=validate)
+    scores = sweep(lambda lr: train(lr=lr)[0], lambda model: score(model, held), [2e-3, 6e-3, 2e-2], extend=1)
+
+A recipe (`single_person`, `top_down`, `bottom_up`) says what is particular to it: the config's keys, the
+training data and its batches, the loss, and what validation measures. Everything else is here: the model is
+`posekit.models.build_model(cfg)` seeded with `cfg["seed"]`, trained by `posekit.train.fit` with Adam and a
+warmup-cosine schedule peaking at `cfg["lr"]` for `cfg["steps"]` steps, checkpointed four times in
+`posekit.checkpoint.run_dir(kind, cfg)` (so a run is cached by its config, loaded when finished and resumed
+when interrupted).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from posekit.checkpoint import run_dir
+from posekit.models import build_model
+from posekit.train import fit
+
+
+def train_run(kind: str, cfg: dict, *, loss_fn, batches, validate=None, validations: int = 4,
+              progress: bool = True, desc: str = "train"):  # fmt: skip
+    """Train (or load, or resume) the run of `cfg` under `run_dir(kind, cfg)`; returns (model, history).
+
+    cfg: the recipe's config, with at least "seed", "steps" and "lr", and what `build_model` reads. loss_fn,
+    batches: as `fit` takes them. validate: `validate(model, step) -> dict` or None, called `validations` times
+    along training (and at the end).
+    """
+    steps = cfg["steps"]
+    return fit(build_model(cfg, cfg["seed"]), loss_fn, batches, steps, lr=cfg["lr"], ckpt_dir=run_dir(kind, cfg),
+               ckpt_every=max(steps // 4, 50), validate=validate, val_every=max(steps // validations, 1),
+               progress=progress, desc=desc)  # fmt: skip
+
+
+def sweep(train_at: Callable, score: Callable, lrs, *, extend: int = 0, rank: Callable | None = None) -> dict:
+    """{lr: score(train_at(lr))} over the grid `lrs`, in increasing lr: the one learning-rate sweep of the book.
+
+    `score` is measured on data held out of the training set, never on the validation data. rank(score) → the
+    number to maximize (default: the score itself). When the best rate is at an end of the grid, the grid is
+    extended past that end by its own ratio (lrs[1] / lrs[0]), up to `extend` times, so that a model is not
+    held to a grid that stops before its optimum.
+    """
+    rank = rank or (lambda s: s)
+    out = {}
+
+    def measure(lr: float) -> None:
+        out[lr] = score(train_at(lr))
+
+    grid = sorted(float(lr) for lr in lrs)
+    for lr in grid:
+        measure(lr)
+    ratio = grid[1] / grid[0] if len(grid) > 1 else 3.0
+    for _ in range(extend):
+        grid = sorted(out)
+        best = max(out, key=lambda lr: rank(out[lr]))
+        if best == grid[0]:
+            measure(float(f"{grid[0] / ratio:.3g}"))
+        elif best == grid[-1]:
+            measure(float(f"{grid[-1] * ratio:.3g}"))
+        else:
+            break
+    return dict(sorted(out.items()))

@@ -12,7 +12,7 @@ JB_FLAGS := --config book/_config.yml --toc book/_toc.yml --path-output book -W 
 # the tests pin the CPU, where their expected numbers were recorded.
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: book test lint chapter expected reproduce clean-book benchmarks help chromium assignments grade
+.PHONY: book test lint chapter expected reproduce clean-book benchmarks help chromium assignments grade zoo
 
 help:
 	@echo "make book        build the book (executes every chapter, standard profile) -> book/_build/html/index.html"
@@ -21,6 +21,7 @@ help:
 	@echo "make expected PROFILE=quick   re-run the chapters and store their numbers as the expected values"
 	@echo "make reproduce   after make book: compare its recorded numbers with tests/expected (standard profile)"
 	@echo "make benchmarks  run every benchmark script (quick settings)"
+	@echo "make zoo         retrain every zoo model with its recipe (resumable; hours on a CPU) -> zoo/"
 	@echo "make assignments write student notebooks + autograders to assignments/ (hand out assignments/student/)"
 	@echo "make grade SUBMISSIONS=dir   grade returned notebooks -> scores.csv (student, assignment, question, score)"
 
@@ -70,6 +71,11 @@ reproduce: $(STAMP)
 
 benchmarks: $(STAMP)
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b --quick || exit 1; done
+
+# The model zoo: every long-trained model the chapters load, retrained from its recipe (runs are cached and
+# resume when interrupted; the files and zoo/manifest.json are rewritten as each model finishes).
+zoo: $(STAMP)
+	$(BIN)/posekit zoo train --all
 
 # Coursework (the preface's "For teachers"): student notebooks and otter-grader autograders from the chapters.
 assignments: $(STAMP)

@@ -233,6 +233,9 @@ def train_entry(name: str, progress: bool = True):
     resumes from its last checkpoint, and its validation curve is in the run folder's `curve.json` as it goes."""
 
     entry = entry_of(name)
+    if progress and entry.lr_sweep:
+        print(f"{name}: the learning rate from {len(entry.lr_sweep['lrs'])}+ runs of {entry.lr_sweep['steps']:,} steps "
+              f"on held-out crops (run once, then cached)", flush=True)  # fmt: skip
     lr, held = chosen_lr(entry)
     if progress and held:
         print(f"{name}: learning rate {lr:g} (held-out PCK@0.1 " + ", ".join(f"{k:g}: {v:.3f}" for k, v in held.items())

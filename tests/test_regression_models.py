@@ -221,3 +221,24 @@ def test_the_full_profile_path_runs_end_to_end_on_non_square_inputs(tmp_path, mo
         pred = predict_keypoints(model, val["images"], flip_test=True, decoder="dark", sigma=2.0)
         assert pred.shape == (16, 17, 2) and np.isfinite(pred).all(), name
         assert 0.0 <= pck_bbox(pred, val) <= 1.0 and len(hist["val_pck"]) >= 1
+
+
+def test_sweep_extends_the_grid_past_the_best_end_and_ranks_by_its_key():
+    """`experiments.recipe.sweep`, the one learning-rate sweep: scores every rate, extends past a best end."""
+    from posekit.experiments.recipe import sweep
+
+    peak = 0.05
+    trained = []
+
+    def train_at(lr):
+        trained.append(lr)
+        return lr
+
+    def score(lr):
+        return -abs(np.log(lr / peak))
+
+    assert list(sweep(train_at, score, [1e-3, 1e-2], extend=0)) == [1e-3, 1e-2]
+    out = sweep(train_at, score, [1e-3, 1e-2], extend=3)
+    assert list(out) == [1e-3, 1e-2, 0.1, 1.0]  # best at the top end twice, then 0.1 is bracketed: stop
+    low = sweep(train_at, lambda lr: (0.0, lr), [1e-3, 1e-2], extend=1, rank=lambda s: -s[1])
+    assert list(low) == [1e-4, 1e-3, 1e-2]  # ranked by the key: the smallest rate wins, the grid grows downwards

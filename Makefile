@@ -55,7 +55,7 @@ chromium:
 
 test: $(STAMP) $(MATHJAX) chromium
 	$(BIN)/ruff check .
-	JAX_PLATFORMS=cpu $(BIN)/python -m pytest -q -ra
+	JAX_PLATFORMS=cpu $(BIN)/python -m pytest -q -ra --durations=15
 
 PROFILE ?= quick
 chapter: $(STAMP)

@@ -239,7 +239,7 @@ def _zoo(args: argparse.Namespace) -> int:
                 continue
             print(f"ok     {name}: sha256, config, " + ", ".join(f"{k} {v:.4f}" for k, v in got.items()), flush=True)
         if failed:
-            raise zoo.ZooError(f"zoo verify: {len(failed)} of {len(names)} models failed: {', '.join(failed)}")
+            raise zoo.ZooError(f"{len(failed)} of {len(names)} models failed verification: {', '.join(failed)}")
         return 0
     from posekit.book import enable_compilation_cache
 

@@ -115,10 +115,10 @@ def test_posekit_zoo_cli_list_and_verify_errors(tmp_path):
     res = subprocess.run([*cli, "verify", name, "--zoo", str(copy)], capture_output=True, text=True)
     assert res.returncode == 2
     assert f"FAILED {name}: " in res.stdout and "damaged or replaced" in res.stdout
-    assert res.stderr.strip().splitlines()[-1].startswith("posekit zoo: error: zoo verify: 1 of 1 models failed")
+    assert res.stderr.strip().splitlines()[-1] == f"posekit zoo: error: 1 of 1 models failed verification: {name}"
     env_res = subprocess.run([*cli, "verify", "sp-heatmap"], capture_output=True, text=True,
                              env={**__import__("os").environ, "POSEKIT_ZOO": str(tmp_path / "empty")})  # fmt: skip
-    assert env_res.returncode == 2 and "is not in" in env_res.stderr and "empty" in env_res.stderr
+    assert env_res.returncode == 2 and "is not in" in env_res.stdout and "empty" in env_res.stdout
 
 
 def test_weights_hold_parameters_and_batchnorm_statistics_as_float32():

@@ -148,14 +148,9 @@ def info(name: str, zoo=None) -> dict:
     return models[name]
 
 
-def sha256(path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def load(name: str, zoo=None):
     """The trained model `name` of the zoo: its structure rebuilt from the manifest's config
     (`posekit.models.build_model`), its weights read from `<zoo>/<name>.msgpack` after checking the file's sha256."""
-
     entry = info(name, zoo)
     path = zoo_dir(zoo) / entry["file"]
     if not path.exists():
@@ -177,21 +172,23 @@ def get(name: str, use_zoo: bool = True, zoo=None):
     before). How the chapters take their long-trained models (their `ZOO` parameter)."""
     if use_zoo:
         return load(name, zoo), info(name, zoo)["curve"]
-    entry = entry_of(name)
     model, history, _, _ = train_entry(name, progress=False)
-    return model, {"step": [int(v) for v in history["val_step"]], entry.metric: [float(v) for v in history["val_pck"]]}
+    return model, _curve(entry_of(name), history)
+
+
+def _curve(entry: Entry, history: dict) -> dict:
+    """The validation curve of a training history, as the manifest holds it: {"step": [...], metric: [...]}."""
+    return {"step": [int(v) for v in history["val_step"]], entry.metric: [float(v) for v in history["val_pck"]]}
 
 
 def sp_validation():
     """The validation crops every single-person zoo model is scored on (chapters 2-3's)."""
-
     return synthetic_single(SP_VAL[0], SP_VAL[1], SP_SIZE)
 
 
 def evaluate(name: str, model, val=None) -> dict:
     """The metrics a zoo model is recorded with: PCK@0.1 and PCK@0.05 (box normalizer) on the 512 validation
     crops of chapters 2-3 (`sp_validation`), no flip test."""
-
     entry_of(name)  # a clear error for an unknown name
     val = sp_validation() if val is None else val
     pred = predict_keypoints(model, val["images"])
@@ -217,7 +214,6 @@ def entry_of(name: str) -> Entry:
 
 def recipe_config(name: str, lr: float) -> dict:
     """The run config the zoo entry `name` trains with at learning rate `lr` (what its manifest entry holds)."""
-
     entry = entry_of(name)
     return named_config(entry.recipe, lr=lr, val=sp_validation(), **_settings(entry))
 
@@ -231,7 +227,6 @@ def train_entry(name: str, progress: bool = True):
     """Train (or resume, or load when finished) the zoo entry `name` with its recipe; returns (model, history, lr,
     held-out sweep). The run lives in the run cache (`posekit.checkpoint.run_dir`): an interrupted training
     resumes from its last checkpoint, and its validation curve is in the run folder's `curve.json` as it goes."""
-
     entry = entry_of(name)
     if progress and entry.lr_sweep:
         print(f"{name}: the learning rate from {len(entry.lr_sweep['lrs'])}+ runs of {entry.lr_sweep['steps']:,} steps "
@@ -246,7 +241,6 @@ def train_entry(name: str, progress: bool = True):
 
 def machine() -> str:
     """This machine in words: CPU model, cores, and the JAX backend."""
-
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -274,7 +268,6 @@ def git_commit() -> str | None:
 def export(name: str, zoo=None, *, commit: str | None = None, progress: bool = False) -> dict:
     """Train (or load the finished run of) the entry `name`, write its weights to `<zoo>/<name>.msgpack` and its
     manifest entry; returns the entry. `commit`: the code commit it was trained at (default: the checkout's)."""
-
     entry = entry_of(name)
     model, history, lr, held = train_entry(name, progress)
     folder = zoo_dir(zoo)
@@ -290,7 +283,7 @@ def export(name: str, zoo=None, *, commit: str | None = None, progress: bool = F
         "lr_sweep": {**(entry.lr_sweep or {}), "held_out": {f"{k:g}": v for k, v in held.items()}},
         "train_seconds": round(float(history["time"][-1]), 1), "machine": machine(),
         "commit": commit or git_commit(),
-        "curve": {"step": [int(v) for v in history["val_step"]], entry.metric: [float(v) for v in history["val_pck"]]},
+        "curve": _curve(entry, history),
         "metrics": evaluate(name, load_weights(model, data)),
     }  # fmt: skip
     manifest = read_manifest(zoo)
@@ -303,7 +296,6 @@ def export(name: str, zoo=None, *, commit: str | None = None, progress: bool = F
 
 def load_weights(model, data: bytes):
     """A fresh copy of `model`'s structure holding `data` (what loading the zoo file gives)."""
-
     return load_weights_bytes(nnx.clone(model), data)
 
 

@@ -3,6 +3,7 @@
     posekit synth --out data/val --kind scene --num-images 500 --seed 1
     posekit predict --images data/val/images --run bottomup-1a2b3c4d5e --out results.json [--draw drawn/]
     posekit predict --images DIR --run topdown-pose-... --detector-run detector-... --out results.json
+    posekit predict --images DIR --zoo td-simplebaseline --out results.json   # the zoo's top-down models
     posekit eval data/val/annotations.json results.json [--iou-type bbox] [--sigmas ...] [--per-image out.csv]
     posekit train heatmap --steps 2000 --train-size 8192    (a chapter's recipe; several hosts: --coordinator ...)
     posekit zoo list | verify [NAME ...] | train NAME ... [--all]     (the long-trained models; --zoo DIR)
@@ -108,11 +109,14 @@ def _predict(args: argparse.Namespace) -> int:
     from posekit.io import atomic_write_json
 
     pose = _run_folder(args.run, args.checkpoint, "")
-    if pose is None:
-        raise ValueError("give the trained model: --run NAME (a run of the cache) or --checkpoint PATH")
+    if (pose is None) == (args.zoo is None):
+        raise ValueError("give the trained model once: --run NAME (a run of the cache), --checkpoint PATH or "
+                         "--zoo NAME (a zoo model: posekit zoo list)")  # fmt: skip
     detector = _run_folder(args.detector_run, args.detector_checkpoint, "detector-")
+    zoo = dict(zoo=args.zoo, detector_zoo=args.detector_zoo, zoo_dir=args.zoo_dir)
     results, images, ids, names = predict.predict_folder(args.images, pose, detector=detector, coco=args.coco,
-                                                         batch=args.batch_size, progress=not args.quiet)  # fmt: skip
+                                                         batch=args.batch_size, progress=not args.quiet,
+                                                         **zoo)  # fmt: skip
     atomic_write_json(args.out, results)
     print(f"{len(results)} poses in {len(images)} images -> {args.out}")
     if args.draw is not None:
@@ -134,6 +138,10 @@ def _add_predict(sub) -> None:
     p.add_argument("--checkpoint", default=None, help="a run folder or its checkpoint.msgpack")
     p.add_argument("--detector-run", default=None, help="top-down: the person detector's run (detector-...)")
     p.add_argument("--detector-checkpoint", default=None, help="top-down: the detector's run folder or checkpoint")
+    p.add_argument("--zoo", default=None, metavar="NAME", help="a zoo model instead of a run (e.g. td-simplebaseline)")
+    p.add_argument("--detector-zoo", default=None, metavar="NAME",
+                   help="top-down with --zoo: the zoo's detector (default td-detector)")  # fmt: skip
+    p.add_argument("--zoo-dir", default=None, metavar="DIR", help="the zoo folder (default: $POSEKIT_ZOO or zoo/)")
     p.add_argument("--out", required=True, help="results JSON to write (atomically)")
     p.add_argument("--draw", default=None, metavar="DIR", help="also write each image with its skeletons to DIR")
     p.add_argument("--batch-size", type=int, default=16, help="images per network call")

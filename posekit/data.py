@@ -50,7 +50,7 @@ def synthetic_single(num: int, seed: int, size=64, shard: tuple[int, int] | None
     tag = f"{h}" if h == w else f"{h}x{w}"
     items = range(num) if shard is None else shard_range(num, *shard)
     part = "" if shard is None else f"-shard{shard[0]}of{shard[1]}"
-    path = cache_dir("data") / f"single-{num}-{seed}-{tag}{part}.npz"
+    path = cache_dir("data") / f"single-{num}-{seed}-{tag}-face{synth.FACE_LABELS[0]}{part}.npz"
     if path.exists():
         with np.load(path) as f:
             return dict(f)

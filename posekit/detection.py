@@ -6,8 +6,9 @@
     dets = detect(model, images, input_size=128)                                           # image pixels
 
 A person is the centre of its box. The target is a heatmap with a Gaussian bump at every box centre (its
-radius from the box size, as CornerNet and CenterNet choose it: the largest corner shift that keeps IoU ≥ 0.7),
-the box's width and height, and the centre's sub-cell offset, both regressed at the centre cell only. The
+radius from the box size by CornerNet's and CenterNet's reference code, `gaussian_radius`: meant as the largest
+corner shift that keeps IoU ≥ 0.7, it is about three times that, see `overlap_radius`), the box's width and
+height, and the centre's sub-cell offset, both regressed at the centre cell only. The
 heatmap is trained with the penalty-reduced focal loss; sizes and offsets with an L1 loss (both in
 `posekit.losses`). Decoding keeps the
 cells that are maxima of their 3×3 neighbourhood (the max-pool replaces box NMS), the top K of them, and
@@ -27,14 +28,19 @@ from posekit.crop import warp_images
 from posekit.inference import predict
 from posekit.models.output import DetectionOutput
 
-MIN_OVERLAP = 0.7  # the IoU the Gaussian radius is chosen to keep
+MIN_OVERLAP = 0.7  # the IoU the radius is meant to keep
 
 
 def gaussian_radius(height, width, min_overlap: float = MIN_OVERLAP) -> np.ndarray:
-    """The radius r such that a box whose corners move by r still has IoU ≥ `min_overlap` with the original.
+    """The Gaussian radius of CornerNet's and CenterNet's reference code, which the detector is trained with.
 
-    CornerNet's three cases (both corners inside, both outside, one of each), each a quadratic in r, and the
-    smallest of the three roots; CenterNet draws its centre Gaussian with this radius (σ = (2r + 1) / 6).
+    The code means the largest shift r of a box's corners that keeps IoU ≥ `min_overlap` with the box, over
+    three cases (both corners moved inwards, both outwards, one of each), each a quadratic in r, and takes the
+    smallest of the three. Its algebra slips: it takes the larger root where the smaller one bounds r, and
+    divides by 2 instead of 2a, so its radius is larger than the IoU radius (`overlap_radius`), about 3.3×
+    for a square box at 0.7; what it guarantees is that it is never smaller (tested), so every centre that
+    keeps the IoU lies inside the Gaussian's bump. The book keeps the reference's value because the papers'
+    detectors are trained with it; CenterNet draws its centre Gaussian with σ = (2r + 1) / 6.
     height, width: arrays of box sizes (any unit; r comes out in it).
     """
     h, w, o = np.asarray(height, float), np.asarray(width, float), float(min_overlap)
@@ -45,6 +51,22 @@ def gaussian_radius(height, width, min_overlap: float = MIN_OVERLAP) -> np.ndarr
     a3, b3, c3 = 4 * o, -2 * o * (h + w), (o - 1) * w * h
     r3 = (b3 + np.sqrt(b3**2 - 4 * a3 * c3)) / 2
     return np.minimum(np.minimum(r1, r2), r3)
+
+
+def overlap_radius(height, width, min_overlap: float = MIN_OVERLAP) -> np.ndarray:
+    """The largest r such that moving a box's two corners by up to r each (in x and y) keeps IoU ≥ `min_overlap`.
+
+    CornerNet's three cases solved exactly: both corners moved inwards, (h − 2r)(w − 2r) = o·hw; both
+    outwards, hw = o(h + 2r)(w + 2r); one in and one out, (h − r)(w − r) = o(2hw − (h − r)(w − r)). Each
+    gives the smallest positive root of its quadratic; the radius is the smallest of the three (the first
+    case binds). What `gaussian_radius` meant to compute.
+    """
+    h, w, o = np.asarray(height, float), np.asarray(width, float), float(min_overlap)
+    s, p = h + w, h * w
+    inward = (2 * s - np.sqrt(4 * s**2 - 16 * (1 - o) * p)) / 8
+    outward = (-2 * o * s + np.sqrt(4 * o**2 * s**2 + 16 * o * (1 - o) * p)) / (8 * o)
+    mixed = (s - np.sqrt(s**2 - 4 * p * (1 - o) / (1 + o))) / 2
+    return np.minimum(np.minimum(inward, outward), mixed)
 
 
 def center_targets(boxes, crowd, input_size, output_stride: int = 4):

@@ -2,6 +2,7 @@
 
     pipe = load_pipeline("runs/bottomup-1a2b3c4d5e")                       # a bottom-up run folder
     pipe = load_pipeline(pose_run, detector="runs/detector-...")           # top-down: a crop model + a detector
+    pipe = load_pipeline(zoo="td-simplebaseline")                          # the zoo's models (+ "td-detector")
     images, ids, names = read_images("photos/")                            # or read_images(dir, coco="val.json")
     results = pipe(images, ids)                                            # a COCO keypoint results list
 
@@ -10,7 +11,8 @@ A run folder is what the chapters' recipes write (`posekit.checkpoint.run_dir`):
 (chapter 5's `associative-embedding`) need nothing else; top-down pose runs (chapter 4's `simplebaseline-crops`
 and `hrnet-crops`) need a person detector run (`centernet`) for the boxes. The results are the chapters' own
 pipelines' (`posekit.bottom_up.bottom_up`, `posekit.top_down.top_down`, flip test on), so `posekit eval` on a
-folder of the validation scenes gives the chapters' AP.
+folder of the validation scenes gives the chapters' AP. A zoo model (`posekit.zoo`) serves as well as a run
+folder: its manifest holds the same config, its file the same weights.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from posekit.bottom_up import bottom_up
 from posekit.checkpoint import CKPT_NAME, load_run, read_run
 from posekit.models import build_model
 from posekit.top_down import top_down
+from posekit.zoo_files import info as zoo_info
+from posekit.zoo_files import load as zoo_load
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 POSE_MODELS = ("associative-embedding", "simplebaseline-crops", "hrnet-crops")
@@ -48,12 +52,31 @@ def _model_of(folder) -> tuple[str, dict, object]:
     return kind, cfg, model
 
 
-def load_pipeline(pose_run, detector=None, *, flip_test: bool = True):
-    """A function (images, image_ids) → COCO keypoint results, from a run folder (or its checkpoint file).
+def _zoo_model(name: str, zoo=None) -> tuple[str, dict, object]:
+    """(kind, config, trained model) of the zoo model `name` (`posekit.zoo`)."""
+    cfg = zoo_info(name, zoo)["config"]
+    kind = cfg.get("model")
+    if kind not in (*POSE_MODELS, "centernet"):
+        raise ValueError(f"--zoo {name}: a {kind!r} model; predict runs {', '.join(POSE_MODELS)} (and centernet boxes)")
+    return kind, cfg, zoo_load(name, zoo)
 
-    pose_run: a bottom-up run, or a top-down crop-model run together with `detector` (a `centernet` run).
+
+DEFAULT_ZOO_DETECTOR = "td-detector"
+
+
+def load_pipeline(pose_run=None, detector=None, *, zoo: str | None = None, detector_zoo: str | None = None,
+                  zoo_dir=None, flip_test: bool = True):  # fmt: skip
+    """A function (images, image_ids) → COCO keypoint results, from a run folder (or its checkpoint file) or a
+    zoo model.
+
+    pose_run: a bottom-up run, or a top-down crop-model run together with `detector` (a `centernet` run). zoo:
+    a zoo model's name instead of `pose_run` (a top-down one takes its boxes from `detector_zoo`, by default
+    the zoo's "td-detector", unless `detector` names a run); zoo_dir: the zoo folder (`posekit.zoo.zoo_dir`).
     """
-    kind, cfg, model = _model_of(pose_run)
+    if (pose_run is None) == (zoo is None):
+        raise ValueError("load_pipeline: give the pose model as a run folder or as a zoo name (zoo=...), not both")
+    kind, cfg, model = _model_of(pose_run) if zoo is None else _zoo_model(zoo, zoo_dir)
+    pose_run = pose_run if zoo is None else f"zoo model {zoo}"
     if kind == "centernet":
         raise ValueError(f"{pose_run}: a person detector's run; give it as the detector and a pose run as the model")
     if kind == "associative-embedding":
@@ -65,11 +88,13 @@ def load_pipeline(pose_run, detector=None, *, flip_test: bool = True):
                              image_ids=image_ids, flip_test=flip_test)  # fmt: skip
 
         return run
-    if detector is None:
+    if detector is None and zoo is not None:
+        detector_zoo = detector_zoo or DEFAULT_ZOO_DETECTOR
+    if detector is None and detector_zoo is None:
         raise ValueError(f"{pose_run}: a top-down ({kind}) run needs a person detector run (--detector-run)")
-    det_kind, det_cfg, det = _model_of(detector)
+    det_kind, det_cfg, det = _model_of(detector) if detector is not None else _zoo_model(detector_zoo, zoo_dir)
     if det_kind != "centernet":
-        raise ValueError(f"{detector}: a {det_kind!r} run, not a person detector (centernet)")
+        raise ValueError(f"{detector or detector_zoo}: a {det_kind!r} model, not a person detector (centernet)")
 
     def run(images, image_ids):
         return top_down(images, model, detector=det, det_input=det_cfg["input_size"], image_ids=image_ids,
@@ -108,12 +133,14 @@ def read_images(image_dir, coco=None) -> tuple[list, list, list]:
     return images, ids, names
 
 
-def predict_folder(image_dir, pose_run, *, detector=None, coco=None, batch: int = 16, progress: bool = True):
+def predict_folder(image_dir, pose_run=None, *, detector=None, coco=None, batch: int = 16, progress: bool = True,
+                   **zoo):  # fmt: skip
     """Results (a COCO keypoint results list) of a pipeline over a folder, `batch` images at a time, with a
-    progress bar; also returns the images, ids and file names (for drawing)."""
+    progress bar; also returns the images, ids and file names (for drawing). zoo: `load_pipeline`'s zoo,
+    detector_zoo and zoo_dir."""
     from tqdm import tqdm
 
-    pipe = load_pipeline(pose_run, detector)
+    pipe = load_pipeline(pose_run, detector, **zoo)
     images, ids, names = read_images(image_dir, coco)
     results = []
     for i in tqdm(range(0, len(images), batch), desc="predict", unit="batch", disable=not progress):

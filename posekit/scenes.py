@@ -30,7 +30,15 @@ import numpy as np
 from posekit import cocoio, synth
 from posekit.book import cache_dir, check_profile
 from posekit.codecs import multi_person_targets
-from posekit.crop import affine_matrix, crop_batch, inside_crop, random_augment, transform_points, warp_images
+from posekit.crop import (
+    affine_matrix,
+    crop_batch,
+    inside_crop,
+    invert_affine,
+    random_augment,
+    transform_points,
+    warp_images,
+)
 from posekit.data import batch_stream, read_shards
 from posekit.detection import center_targets
 from posekit.io import atomic_write_bytes
@@ -43,18 +51,19 @@ CROWD_PROB = 0.15  # one scene in seven holds a crowd region (iscrowd=1), as COC
 VAL_SCENES = {"quick": 64, "standard": 400, "full": 2000}
 
 
-def _render(num: int, seed: int, size: int, shard: tuple[int, int] | None = None) -> dict:
+def _render(num: int, seed: int, size: int, shard: tuple[int, int] | None = None, face_labels: str = "seen") -> dict:
     """Rendered scenes as a scene set, cached under `cache_dir("data")`; `shard` (s, S): only shard s of S of
-    them (image ids and file names as in the whole set)."""
+    them (image ids and file names as in the whole set); face_labels: `synth.FACE_LABELS`."""
 
     items = range(num) if shard is None else shard_range(num, *shard)
     part = "" if shard is None else f"-shard{shard[0]}of{shard[1]}"
-    path = cache_dir("data") / f"scenes-{num}-{seed}-{size}-crowd{CROWD_PROB}{part}.npz"
+    path = cache_dir("data") / f"scenes-{num}-{seed}-{size}-crowd{CROWD_PROB}-face{face_labels}{part}.npz"
     if path.exists():
         with np.load(path) as f:
             coco = json.loads(str(f["coco"]))
             return {"images": f["images"], "coco": coco, "image_ids": [im["id"] for im in coco["images"]]}
-    batch = synth.render_scenes(len(items), seed, size, crowd_prob=CROWD_PROB, start=items.start)
+    batch = synth.render_scenes(len(items), seed, size, crowd_prob=CROWD_PROB, start=items.start,
+                                face_labels=face_labels)  # fmt: skip
     coco = synth.to_coco(batch, "scene", first_image_id=items.start + 1)
     buf = io.BytesIO()
     np.savez(buf, images=batch["images"], coco=np.array(json.dumps(coco)))
@@ -62,15 +71,16 @@ def _render(num: int, seed: int, size: int, shard: tuple[int, int] | None = None
     return {"images": batch["images"], "coco": coco, "image_ids": [im["id"] for im in coco["images"]]}
 
 
-def validation_scenes(profile: str) -> dict:
+def validation_scenes(profile: str, face_labels: str = "seen") -> dict:
     """The shared multi-person validation set of `profile` (64 / 400 / 2,000 scenes of 256×256).
 
     Scenes of 1-6 people of COCO-like sizes (16% small, 57% medium, 27% large by COCO's area ranges in the
     standard set), overlapping, some cut by the border, one scene in seven with a crowd region; every person
-    is labelled, small ones included. The quick set is the first 64 scenes of the standard one. Used in
-    chapters 4 and 5.
+    is labelled, small ones included; the face keypoints as COCO labels them (`face_labels="seen"`: a hidden
+    nose, eye or ear is not labelled; "all" labels them v = 1, to measure what the rule changes). The quick
+    set is the first 64 scenes of the standard one. Used in chapters 4 and 5.
     """
-    return _render(VAL_SCENES[check_profile(profile)], VAL_SEED, SCENE_SIZE)
+    return _render(VAL_SCENES[check_profile(profile)], VAL_SEED, SCENE_SIZE, face_labels=face_labels)
 
 
 def training_scenes(num: int, seed: int = 0, shard: tuple[int, int] | None = None) -> dict:
@@ -266,8 +276,7 @@ def bottomup_batches(scenes, input_size: int, batch_size: int, seed: int, *, sig
                 kp[..., 2] = np.where(inside_crop(kp, S, S), kp[..., 2], 0)
                 if fl:
                     kp = kp[:, perm]
-            crowd_only = {"bboxes": a["bboxes"][a["iscrowd"] == 1], "iscrowd": a["iscrowd"][a["iscrowd"] == 1]}
-            crowd = _boxes_in_input(crowd_only, m, S)[0]
+            crowd = a["bboxes"][a["iscrowd"] == 1]
             for suffix, stride in strides.items():
                 hw = S // stride
                 heat, joints = multi_person_targets(kp.reshape(-1, COCO.num_joints, 3), (S, S), (hw, hw),
@@ -275,7 +284,7 @@ def bottomup_batches(scenes, input_size: int, batch_size: int, seed: int, *, sig
                 on = joints[..., 2] > 0  # the cell nearest each joint is exactly 1: the focal loss's positives
                 heat[np.nonzero(on)[1], joints[..., 1][on].astype(int), joints[..., 0][on].astype(int)] = 1.0
                 parts["heat" + suffix].append(np.moveaxis(heat, 0, -1))
-                parts["mask" + suffix].append(_outside_boxes(crowd, hw, stride))
+                parts["mask" + suffix].append(outside_regions(crowd, m, hw, stride))
                 if suffix == "":
                     parts["joints"].append(joints)
         out.update({k: np.stack(v) for k, v in parts.items() if v})
@@ -284,14 +293,25 @@ def bottomup_batches(scenes, input_size: int, batch_size: int, seed: int, *, sig
     return batch_stream(scenes, batch_size, seed, _whole_scenes, draw, build)
 
 
-def _outside_boxes(boxes, hw: int, stride: int) -> np.ndarray:
-    """(hw, hw) float32: 0 at the cells whose centre lies inside one of `boxes` (input pixels), else 1."""
-    centres = (np.arange(hw) + 0.5) * stride - 0.5
+def outside_regions(boxes, matrix, hw: int, stride: int) -> np.ndarray:
+    """(hw, hw) float32: 0 at the map cells whose centre lies inside one of `boxes` ([x, y, w, h] in image
+    pixels) once the image is warped to the input by `matrix` (2, 3), else 1.
+
+    Each cell centre is mapped back into the image (the inverse of `matrix`) and tested against the boxes, so
+    the masked region is the box's exact image under any rotation, scale, shift or flip: a box rotated by 30°
+    masks a rotated rectangle, not the axis-aligned box of two of its corners.
+    """
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
     mask = np.ones((hw, hw), np.float32)
-    for x, y, w, h in np.asarray(boxes).reshape(-1, 4):
-        cols = (centres >= x) & (centres <= x + w)
-        rows = (centres >= y) & (centres <= y + h)
-        mask[np.ix_(rows, cols)] = 0.0
+    if not len(boxes):
+        return mask
+    c = (np.arange(hw) + 0.5) * stride - 0.5
+    grid = np.stack(np.meshgrid(c, c), -1).reshape(1, -1, 2)
+    pts = transform_points(grid, invert_affine(np.asarray(matrix, np.float64)[None]))[0]
+    x, y = pts[:, :1], pts[:, 1:]
+    x0, y0, x1, y1 = boxes[:, 0], boxes[:, 1], boxes[:, 0] + boxes[:, 2], boxes[:, 1] + boxes[:, 3]
+    inside = (x >= x0) & (x <= x1) & (y >= y0) & (y <= y1)
+    mask.reshape(-1)[inside.any(1)] = 0.0
     return mask
 
 

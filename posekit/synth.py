@@ -11,8 +11,11 @@ The book cannot download COCO or MPII, so it renders its own people:
    (`posekit.render`), plus mild noise;
 4. labels from the render: a keypoint is visible (v = 2) when its pixel belongs to the person's mask and
    no surface there lies more than a part's thickness in front of the joint (a depth test against the
-   z-buffer); inside the image but hidden: v = 1 (the far ear, the face seen from the back, an arm behind
-   the torso, another person or an object in front); outside the image: v = 0 and x = y = 0, as COCO does.
+   z-buffer); a hidden joint inside the image is labelled but not visible (v = 1: an arm behind the torso,
+   another person or an object in front); outside the image: v = 0 and x = y = 0, as COCO does. The face
+   follows COCO's annotators (`FACE_LABELS`): the nose, eyes and ears are points on the surface, labelled
+   only where they are seen, so a hidden one (the far ear of a profile, the face of a person seen from the
+   back) is not labelled (v = 0). `face_labels="all"` keeps them as v = 1 (the book's earlier convention).
    `area` is the person's visible mask pixel count (what OKS uses as s²); `bbox` is the mask's extent;
    `head_boxes` the head's extent (x1, y1, x2, y2) for PCKh.
 
@@ -373,6 +376,21 @@ def _distractors(rng, n, k, S):
     return A, B, rad, col
 
 
+FACE_LABELS = ("seen", "all")  # the face keypoints' labelling rules: COCO's (the default), or every one inside
+FACE = slice(0, 5)  # nose, eyes, ears: COCO's surface keypoints
+
+
+def face_rule(v: np.ndarray, face_labels: str) -> np.ndarray:
+    """Visibility (..., 17) under a face labelling rule: "seen" (COCO's practice: a hidden nose, eye or ear is
+    not labelled, v 1 → 0; hidden joints keep v = 1) or "all" (unchanged)."""
+    if face_labels not in FACE_LABELS:
+        raise ValueError(f"face_labels must be one of {FACE_LABELS}, got {face_labels!r}")
+    v = np.array(v, copy=True)
+    if face_labels == "seen":
+        v[..., FACE] = np.where(v[..., FACE] == 1, 0, v[..., FACE])
+    return v
+
+
 def _visibility(kp, kp_depth, tol, lab, zb, owner_ok=None):
     """COCO visibility (N, 17) from the render: 0 outside the image, 2 when the joint's pixel is the person's and
     the surface there is at most `tol` in front of the joint, else 1.
@@ -479,19 +497,22 @@ def render_single(
     yaw=None,
     distractors: int = 4,
     truncation: float = 0.15,
+    face_labels: str = "seen",
     return_masks: bool = False,
 ) -> dict:
     """Render `num` single-person crops (images start..start+num−1 of the stream `seed`).
 
     Knobs: pose (name or index from POSE_NAMES, None = random), yaw (radians, None = uniform in [0, 2π)),
     distractors (clutter capsules per crop), truncation (probability of a zoomed or shifted crop that cuts the
-    person at the border), return_masks (add "masks" (N, S, S) bool).
+    person at the border), face_labels (`FACE_LABELS`: "seen", COCO's practice, or "all"), return_masks (add
+    "masks" (N, S, S) bool).
     Returns "images" (N, S, S, 3) uint8, "keypoints" (N, 17, 3) float32 [x, y, v], "bboxes" (N, 4) COCO xywh,
     "areas" (N,), "head_boxes" (N, 4) [x1, y1, x2, y2], "yaw" (N,) radians, "pose" (N,) int.
 
     Used in the preface and chapters 1, 6 and 7.
     """
     _check_common(num, seed, size, 32)
+    face_rule(np.zeros(17), face_labels)
     if pose is not None:
         _pose_index(pose)
     b0, b1 = start // BLOCK_SINGLE, (start + num - 1) // BLOCK_SINGLE + 1
@@ -501,7 +522,7 @@ def render_single(
     fg = lab < params["A"].shape[1]
     images = R.finish_batched(rgb, fg, params["noise_seed"], params["noise_amp"], params["bg"], size)
     kp = params["kp"]
-    vis = _visibility(kp[..., :2], kp[..., 2], params["tol"], lab, zb)
+    vis = face_rule(_visibility(kp[..., :2], kp[..., 2], params["tol"], lab, zb), face_labels)
     xy = np.where(vis[..., None] > 0, kp[..., :2], 0.0)
     keypoints = np.concatenate([xy, vis[..., None]], -1).astype(np.float32)
     mask = lab < K_PERSON
@@ -648,7 +669,7 @@ def _placement(rng, n: int, S: int, A, B, rad, height, scene_of, is_crowd):
     return to_px
 
 
-def _scene_labels(sc: dict, lab: np.ndarray, zb: np.ndarray, K: int, return_masks: bool) -> dict:
+def _scene_labels(sc: dict, lab: np.ndarray, zb: np.ndarray, K: int, return_masks: bool, face_labels: str) -> dict:
     """Annotations of one rendered scene from its label and depth buffers (S, S)."""
     S = lab.shape[0]
     owner_of = np.concatenate([sc["owner"], np.full(K + 1 - sc["owner"].size, -1)])
@@ -665,7 +686,7 @@ def _scene_labels(sc: dict, lab: np.ndarray, zb: np.ndarray, K: int, return_mask
     cx, cy = np.clip(ix, 0, S - 1), np.clip(iy, 0, S - 1)
     mine = owner[cy, cx] == np.arange(n_people)[:, None]
     front_ok = kp[..., 2] <= zb[cy, cx] + sc["tol"]
-    v = np.where(inside, np.where(mine & front_ok, 2, 1), 0)
+    v = face_rule(np.where(inside, np.where(mine & front_ok, 2, 1), 0), face_labels)
     kps = np.zeros((n_ann, 17, 3), np.float32)
     kps[:n_people, :, :2] = np.where(v[..., None] > 0, kp[..., :2], 0)
     kps[:n_people, :, 2] = v
@@ -693,6 +714,7 @@ def render_scenes(
     start: int = 0,
     distractors: int = 8,
     crowd_prob: float = 0.0,
+    face_labels: str = "seen",
     return_masks: bool = False,
 ) -> dict:
     """Render `num` multi-person scenes (scenes start..start+num−1 of the stream `seed`).
@@ -702,7 +724,7 @@ def render_scenes(
     people when they are large, anywhere but mostly with the head inside (so some, and every close-up, are cut
     by the border), painted far (small) to near (large) so they overlap; `distractors`
     clutter capsules; with probability `crowd_prob` a group of small people annotated as one iscrowd=1 region.
-    People left with no visible pixel are dropped.
+    People left with no visible pixel are dropped. face_labels: as in `render_single`.
     Returns "images" (N, S, S, 3) uint8 and "people": N dicts with "keypoints" (P, 17, 3), "bboxes" (P, 4),
     "areas" (P,), "head_boxes" (P, 4), "iscrowd" (P,), "pose" (P,) (−1 for a crowd), "yaw" (P,), and with
     `return_masks` "masks" (P, S, S) bool (each person's visible pixels).
@@ -714,6 +736,7 @@ def render_scenes(
         raise ValueError(f"max_people must be a positive integer, got {max_people!r}")
     if not 0.0 <= crowd_prob <= 1.0:
         raise ValueError(f"crowd_prob must be in [0, 1], got {crowd_prob!r}")
+    face_rule(np.zeros(17), face_labels)
     b0, b1 = start // BLOCK_SCENE, (start + num - 1) // BLOCK_SCENE + 1
     scenes = []
     for b in range(b0, b1):
@@ -727,7 +750,7 @@ def render_scenes(
     seeds = np.array([sc["noise_seed"] for sc in scenes], np.uint32)
     amps = np.array([sc["noise_amp"] for sc in scenes], np.float32)
     images = R.finish_batched(rgb, lab < K, seeds, amps, bg, size, chunk=32)
-    people = [_scene_labels(sc, lab[i], zb[i], K, return_masks) for i, sc in enumerate(scenes)]
+    people = [_scene_labels(sc, lab[i], zb[i], K, return_masks, face_labels) for i, sc in enumerate(scenes)]
     return {"images": images, "people": people}
 
 

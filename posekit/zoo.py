@@ -18,7 +18,16 @@ one host. One msgpack file per model, whose bytes are hashed in the manifest, is
 load (milliseconds); orbax writes a folder of files per checkpoint for sharded, asynchronous multi-host saves,
 which the zoo does not need. The run cache's checkpoints (`posekit.checkpoint`) use the same format.
 
-The zoo folder: $POSEKIT_ZOO, else the repository's `zoo/` (`zoo_dir`).
+Two families: the single-person models of chapters 2-3 (`sp-*`, scored by PCK on single-person crops) and the
+top-down models of chapter 4 (`td-*`: the detector, scored by box AP, and the crop models, scored by keypoint AP
+with the true boxes, both on chapter 4's validation scenes). A manifest entry records the face labelling rule
+of the data it was trained on (`face_labels`, `posekit.synth.FACE_LABELS`): the single-person models were
+trained before the book adopted COCO's rule ("all"), and their metrics are re-scored on today's labels
+("seen"; the PCK moved by at most 0.005).
+
+The zoo folder: $POSEKIT_ZOO, else the repository's `zoo/` (`zoo_dir`). Reading the folder (the manifest,
+`load`) is `posekit.zoo_files`, which knows no recipe, so that a recipe can start from a zoo model (`init`);
+this module adds the entries, training, export and verification, and re-exports the reading functions.
 """
 
 from __future__ import annotations
@@ -34,17 +43,19 @@ from pathlib import Path
 import jax
 from flax import nnx
 
+from posekit import metrics, scenes
+from posekit.analysis.top_down import detection_metrics
 from posekit.book import repo_root
 from posekit.checkpoint import load_weights_bytes, weights_bytes
 from posekit.data import synthetic_single
-from posekit.experiments.single_person import lr_sweep, named_config, pck_bbox, train_named
+from posekit.detection import detect
+from posekit.experiments import top_down as td
+from posekit.experiments.single_person import MODELS, lr_sweep, named_config, pck_bbox, train_named
 from posekit.inference import predict_keypoints
 from posekit.io import atomic_write_bytes, atomic_write_json
-from posekit.models import build_model
-
-MANIFEST = "manifest.json"
-ZOO_ENV = "POSEKIT_ZOO"
-FORMAT = 1  # of the manifest and the files; raised when what a file holds changes
+from posekit.synth import FACE_LABELS
+from posekit.top_down import gt_boxes, top_down
+from posekit.zoo_files import FORMAT, MANIFEST, ZooError, info, load, read_manifest, zoo_dir
 
 # The single-person zoo (chapters 2-3). The chapter's standard profile trains 400 steps of batch 32 on 8,192
 # crops; the zoo trains the same recipes (`posekit.experiments.single_person`) 16× as long on 32,768 crops,
@@ -83,6 +94,12 @@ class Entry:
     metric: str
     settings: dict = field(default_factory=dict)
     lr_sweep: dict | None = None
+    validations: int = 4  # validation points along training (the curve); single-person runs: their recipe's
+
+    @property
+    def kind(self) -> str:
+        """"single-person", "detector" or "crops": which recipe module trains it and how it is scored."""
+        return "single-person" if self.recipe in MODELS else ("detector" if self.recipe == "detector" else "crops")
 
 
 def sp_name(family: str, budget: int = SP_BUDGET, seed: int = 0) -> str:
@@ -106,64 +123,43 @@ def _single_person_entries() -> list[Entry]:
     return out
 
 
-ENTRIES = {e.name: e for e in _single_person_entries()}
+# The top-down zoo (chapter 4). The chapter's standard profile trains the detector and the crop models 1,200
+# steps each on 2,048 training scenes; the zoo trains the same recipes (`posekit.experiments.top_down`) on 8,192
+# scenes (they are free), the detector 16× as long (batch 16), SimpleBaseline 8× (batch 32) and HRNet for the
+# same training FLOPs as SimpleBaseline. They start from the single-person zoo's models (`init`): the crop models
+# from the model of the same structure (sp-heatmap, sp-hrnet), the detector its backbone from sp-heatmap's (the
+# same "tiny" backbone), as the papers start from ImageNet weights; SimpleBaseline also at a
+# quarter of the pixels (64 × 48) for the crop-size comparison. Their learning rate is
+# the best on 256 held-out training scenes after 600 steps (grid extended once past an end). Every model is
+# scored along training on chapter 4's 400 standard validation scenes, once per standard-profile length.
+TD_STANDARD_STEPS = 1200
+TD_TRAIN_SCENES = 8192
+TD_LR_GRID = (2e-3, 6e-3, 1.5e-2)
+TD_SWEEP = dict(lrs=list(TD_LR_GRID), steps=600, holdout=256, train_scenes=2048)
+TD_CROP = (128, 96)
+TD_SMALL_CROP = (64, 48)  # the crop-size comparison: a quarter of the pixels, the same steps
+TD_CHAPTER = "04_top_down"
+TD_HRNET_FLOPS = 0.7826661782041321  # SimpleBaseline-tiny's / HRNet-lite's FLOPs per 128×96 crop (models.flops)
 
 
-class ZooError(ValueError):
-    """A zoo file or manifest entry that is missing, damaged or does not match its recipe: one clear line."""
+def _top_down_entries() -> list[Entry]:
+    det = dict(variant="tiny", input_size=128, steps=16 * TD_STANDARD_STEPS, train_scenes=TD_TRAIN_SCENES, seed=0,
+               batch_size=16, init="sp-heatmap")  # fmt: skip
+    sb_steps = 8 * TD_STANDARD_STEPS
+    crops = dict(input_size=TD_CROP, sigma=1.0, train_scenes=TD_TRAIN_SCENES, seed=0)
+    return [
+        Entry("td-detector", "detector", TD_CHAPTER, "box_ap", det, dict(TD_SWEEP), validations=16),
+        Entry("td-simplebaseline", "topdown-simplebaseline", TD_CHAPTER, "ap",
+              dict(crops, steps=sb_steps, init="sp-heatmap"), dict(TD_SWEEP), validations=8),
+        Entry("td-hrnet", "topdown-hrnet", TD_CHAPTER, "ap",
+              dict(crops, steps=round(sb_steps * TD_HRNET_FLOPS), init="sp-hrnet"), dict(TD_SWEEP), validations=8),
+        Entry("td-simplebaseline-64x48", "topdown-simplebaseline", TD_CHAPTER, "ap",
+              dict(crops, input_size=TD_SMALL_CROP, steps=sb_steps, init="sp-heatmap"), dict(TD_SWEEP),
+              validations=8),
+    ]  # fmt: skip
 
 
-def zoo_dir(path=None) -> Path:
-    """The zoo folder: `path`, else $POSEKIT_ZOO, else the repository's `zoo/`."""
-    if path is not None:
-        return Path(path)
-    if os.environ.get(ZOO_ENV):
-        return Path(os.environ[ZOO_ENV])
-    root = repo_root()
-    if root is None:
-        raise ZooError(f"no zoo folder (not a source checkout); set {ZOO_ENV} or pass --zoo DIR")
-    return root / "zoo"
-
-
-def read_manifest(zoo=None) -> dict:
-    """The zoo's manifest {"format", "models": {name: entry}} (an empty one when the folder has none yet)."""
-    path = zoo_dir(zoo) / MANIFEST
-    if not path.exists():
-        return {"format": FORMAT, "models": {}}
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise ZooError(f"{path}: not a readable manifest ({e})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("models"), dict):
-        raise ZooError(f"{path}: expected {{'format', 'models': {{...}}}}, found {type(data).__name__}")
-    return data
-
-
-def info(name: str, zoo=None) -> dict:
-    """The manifest entry of a zoo model (config, steps, curve, metrics, ...); a clear error when it has none."""
-    models = read_manifest(zoo)["models"]
-    if name not in models:
-        known = ", ".join(sorted(models)) or "none yet"
-        raise ZooError(f"{name!r} is not in {zoo_dir(zoo) / MANIFEST} (models there: {known})")
-    return models[name]
-
-
-def load(name: str, zoo=None):
-    """The trained model `name` of the zoo: its structure rebuilt from the manifest's config
-    (`posekit.models.build_model`), its weights read from `<zoo>/<name>.msgpack` after checking the file's sha256."""
-    entry = info(name, zoo)
-    path = zoo_dir(zoo) / entry["file"]
-    if not path.exists():
-        raise ZooError(f"{name}: {path} is missing (retrain it: posekit zoo train {name})")
-    data = path.read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != entry["sha256"]:
-        raise ZooError(f"{name}: {path} is damaged or replaced: sha256 {digest[:12]}…, "
-                       f"the manifest expects {entry['sha256'][:12]}…")  # fmt: skip
-    try:
-        return load_weights_bytes(build_model(entry["config"]), data)
-    except ValueError as e:
-        raise ZooError(f"{name}: {path} does not fit the model of its config ({e})") from None
+ENTRIES = {e.name: e for e in _single_person_entries() + _top_down_entries()}
 
 
 def get(name: str, use_zoo: bool = True, zoo=None):
@@ -177,8 +173,12 @@ def get(name: str, use_zoo: bool = True, zoo=None):
 
 
 def _curve(entry: Entry, history: dict) -> dict:
-    """The validation curve of a training history, as the manifest holds it: {"step": [...], metric: [...]}."""
-    return {"step": [int(v) for v in history["val_step"]], entry.metric: [float(v) for v in history["val_pck"]]}
+    """The validation curve of a training history, as the manifest holds it: {"step": [...], series: [...]}
+    (PCK@0.1 of a single-person model, box AP and recall of the detector, AP without flip of a crop model)."""
+    series = {"single-person": {"pck01": "val_pck"}, "detector": {"box_ap": "val_box_ap", "recall50": "val_recall50"},
+              "crops": {"ap_noflip": "val_ap"}}[entry.kind]  # fmt: skip
+    out = {"step": [int(v) for v in history["val_step"]]}
+    return out | {k: [float(v) for v in history[h]] for k, h in series.items()}
 
 
 def sp_validation():
@@ -186,23 +186,56 @@ def sp_validation():
     return synthetic_single(SP_VAL[0], SP_VAL[1], SP_SIZE)
 
 
+def td_validation():
+    """The validation scenes every top-down zoo model is scored on (chapter 4's standard 400)."""
+    return scenes.validation_scenes("standard")
+
+
+def validation(name: str):
+    """The validation set the zoo model `name` is scored on."""
+    return sp_validation() if entry_of(name).kind == "single-person" else td_validation()
+
+
 def evaluate(name: str, model, val=None) -> dict:
-    """The metrics a zoo model is recorded with: PCK@0.1 and PCK@0.05 (box normalizer) on the 512 validation
-    crops of chapters 2-3 (`sp_validation`), no flip test."""
-    entry_of(name)  # a clear error for an unknown name
-    val = sp_validation() if val is None else val
-    pred = predict_keypoints(model, val["images"])
-    return {"pck01": pck_bbox(pred, val, 0.1), "pck005": pck_bbox(pred, val, 0.05)}
+    """The metrics a zoo model is recorded with (`validation(name)` unless `val` is given). Single-person:
+    PCK@0.1 and PCK@0.05 (box normalizer) on the 512 validation crops of chapters 2-3, no flip test. Detector:
+    box AP, AP50, AP75 and the recall at IoU 0.5 on chapter 4's validation scenes (top 20 boxes). Crop model:
+    keypoint AP with the true boxes, with and without the flip test, and AP_M, AP_L."""
+    entry = entry_of(name)
+    val = validation(name) if val is None else val
+    if entry.kind == "single-person":
+        pred = predict_keypoints(model, val["images"])
+        return {"pck01": pck_bbox(pred, val, 0.1), "pck005": pck_bbox(pred, val, 0.05)}
+    cfg = entry.settings
+    if entry.kind == "detector":
+        dm = detection_metrics(detect(model, val["images"], input_size=cfg["input_size"]), val)
+        return {"box_ap": dm["box_AP"], "box_ap50": dm["box_AP50"], "box_ap75": dm["box_AP75"],
+                "recall50": dm["recall50"]}  # fmt: skip
+    out = {}
+    for flip in (True, False):
+        res = top_down(val["images"], model, boxes=gt_boxes(val), image_ids=val["image_ids"],
+                       input_size=tuple(cfg["input_size"]), sigma=cfg["sigma"], flip_test=flip)  # fmt: skip
+        s = metrics.coco_eval(val["coco"], res)
+        out |= {"ap": s["AP"], "apm": s["APm"], "apl": s["APl"]} if flip else {"ap_noflip": s["AP"]}
+    return out
 
 
 def chosen_lr(entry: Entry) -> tuple[float, dict]:
     """(learning rate, {lr: held-out score}) of an entry: its sweep (cached runs) or its fixed `lr`."""
     if entry.lr_sweep is None:
         return float(entry.settings["lr"]), {}
-
-    s = entry.settings
-    held = lr_sweep(entry.recipe, entry.lr_sweep["lrs"], train_size=s["train_size"], holdout=entry.lr_sweep["holdout"],
-                    seed=0, size=s["size"], steps=entry.lr_sweep["steps"])  # fmt: skip
+    s, sw = entry.settings, entry.lr_sweep
+    if entry.kind == "single-person":
+        held = lr_sweep(entry.recipe, sw["lrs"], train_size=s["train_size"], holdout=sw["holdout"], seed=0,
+                        size=s["size"], steps=sw["steps"])  # fmt: skip
+    elif entry.kind == "detector":
+        held = td.lr_sweep("detector", sw["lrs"], steps=sw["steps"], train_scenes=sw["train_scenes"],
+                           holdout=sw["holdout"], init=s.get("init"), input_size=s["input_size"],
+                           batch_size=s["batch_size"], variant=s["variant"])  # fmt: skip
+    else:
+        held = td.lr_sweep(entry.recipe.removeprefix("topdown-"), sw["lrs"], steps=sw["steps"],
+                           train_scenes=sw["train_scenes"], holdout=sw["holdout"], init=s.get("init"),
+                           input_size=tuple(s["input_size"]), sigma=s["sigma"])  # fmt: skip
     return max(held, key=held.get), held
 
 
@@ -212,15 +245,19 @@ def entry_of(name: str) -> Entry:
     return ENTRIES[name]
 
 
-def recipe_config(name: str, lr: float) -> dict:
-    """The run config the zoo entry `name` trains with at learning rate `lr` (what its manifest entry holds)."""
-    entry = entry_of(name)
-    return named_config(entry.recipe, lr=lr, val=sp_validation(), **_settings(entry))
-
-
 def _settings(entry: Entry) -> dict:
     """An entry's settings without its learning rate (given separately, fixed or swept)."""
     return {k: v for k, v in entry.settings.items() if k != "lr"}
+
+
+def recipe_config(name: str, lr: float) -> dict:
+    """The run config the zoo entry `name` trains with at learning rate `lr` (what its manifest entry holds)."""
+    entry = entry_of(name)
+    if entry.kind == "single-person":
+        return named_config(entry.recipe, lr=lr, val=sp_validation(), **_settings(entry))
+    if entry.kind == "detector":
+        return td.detector_config(lr=lr, val=td_validation(), **_settings(entry))
+    return td.crop_config(entry.recipe.removeprefix("topdown-"), lr=lr, val=td_validation(), **_settings(entry))
 
 
 def train_entry(name: str, progress: bool = True):
@@ -230,12 +267,20 @@ def train_entry(name: str, progress: bool = True):
     entry = entry_of(name)
     if progress and entry.lr_sweep:
         print(f"{name}: the learning rate from {len(entry.lr_sweep['lrs'])}+ runs of {entry.lr_sweep['steps']:,} steps "
-              f"on held-out crops (run once, then cached)", flush=True)  # fmt: skip
+              f"on held-out data (run once, then cached)", flush=True)  # fmt: skip
     lr, held = chosen_lr(entry)
     if progress and held:
-        print(f"{name}: learning rate {lr:g} (held-out PCK@0.1 " + ", ".join(f"{k:g}: {v:.3f}" for k, v in held.items())
+        print(f"{name}: learning rate {lr:g} (held-out " + ", ".join(f"{k:g}: {v:.3f}" for k, v in held.items())
               + ")", flush=True)  # fmt: skip
-    model, history = train_named(entry.recipe, lr=lr, val=sp_validation(), progress=progress, **_settings(entry))
+    if entry.kind == "single-person":
+        model, history = train_named(entry.recipe, lr=lr, val=sp_validation(), progress=progress, **_settings(entry))
+    elif entry.kind == "detector":
+        model, history = td.train_detector(lr=lr, val=td_validation(), validations=entry.validations,
+                                           progress=progress, **_settings(entry))  # fmt: skip
+    else:
+        model, history = td.train_crop_model(entry.recipe.removeprefix("topdown-"), lr=lr, val=td_validation(),
+                                             validations=entry.validations, progress=progress,
+                                             **_settings(entry))  # fmt: skip
     return model, history, lr, held
 
 
@@ -282,7 +327,7 @@ def export(name: str, zoo=None, *, commit: str | None = None, progress: bool = F
         "steps": steps, "images_seen": steps * batch, "lr": lr,
         "lr_sweep": {**(entry.lr_sweep or {}), "held_out": {f"{k:g}": v for k, v in held.items()}},
         "train_seconds": round(float(history["time"][-1]), 1), "machine": machine(),
-        "commit": commit or git_commit(),
+        "commit": commit or git_commit(), "face_labels": FACE_LABELS[0],
         "curve": _curve(entry, history),
         "metrics": evaluate(name, load_weights(model, data)),
     }  # fmt: skip

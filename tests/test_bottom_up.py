@@ -12,6 +12,28 @@ from posekit.analysis.bottom_up import ap_by_size, perfect_maps_ap
 from posekit.models.output import PoseOutput
 
 
+@pytest.mark.parametrize("degrees", [30.0, -30.0])
+def test_crowd_mask_is_the_rotated_region(degrees):
+    from matplotlib.path import Path
+
+    from posekit.crop import affine_matrix, transform_points
+
+    box = np.array([[80.0, 100.0, 96.0, 40.0]])  # a wide crowd region in a 256 × 256 image
+    m = affine_matrix(np.array([[128.0, 128.0]]), np.array([[256.0, 256.0]]), degrees, (128, 128))
+    mask = scenes.outside_regions(box, m[0], 32, 4)
+    # independent check: the box's four corners mapped forward, the cell centres tested against that polygon
+    x, y, w, h = box[0]
+    corners = transform_points(np.array([[[x, y], [x + w, y], [x + w, y + h], [x, y + h]]]), m)[0]
+    c = (np.arange(32) + 0.5) * 4 - 0.5
+    centres = np.stack(np.meshgrid(c, c), -1).reshape(-1, 2)
+    want = Path(corners).contains_points(centres).reshape(32, 32)
+    assert want.sum() > 20 and np.array_equal(mask == 0, want)
+    # two corners only (the axis-aligned box of the top-left and bottom-right) would mask cells outside the region
+    lo, hi = corners[[0, 2]].min(0), corners[[0, 2]].max(0)
+    two = (centres >= lo).all(1) & (centres <= hi).all(1)
+    assert (two.reshape(32, 32) != want).sum() > 10
+
+
 def test_bottomup_batches_targets_follow_the_people():
     train = scenes.training_scenes(32, seed=3)
     batch = scenes.bottomup_batches(train, 64, 8, seed=0)(0)

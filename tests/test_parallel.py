@@ -179,7 +179,7 @@ def test_posekit_train_on_two_hosts_matches_one(tmp_path):
     print("hosts:", "network namespaces " + ", ".join(a for _, a in hosts) if hosts else "localhost")
     data = {i: sorted(p.name for p in (tmp_path / f"host{i}" / "data").glob("*.npz")) for i in (0, 1)}
     # each host rendered its own half of the 16 training crops, and nothing else
-    assert data == {i: [f"single-16-0-64-shard{i}of2.npz"] for i in (0, 1)}, data
+    assert data == {i: [f"single-16-0-64-faceseen-shard{i}of2.npz"] for i in (0, 1)}, data
     cmd = [sys.executable, "-m", "posekit.cli", *args, "--data-shards", "2", "--cache", str(tmp_path / "one")]
     # one process with two devices: the same two halves of each batch summed, as on two hosts of one device each
     # (batch statistics of an untrained net can hold near-constant channels, whose normalization magnifies how a

@@ -86,6 +86,34 @@ def test_top_down_run_needs_and_uses_a_detector(setup, capsys):
     assert "needs a person detector run" in capsys.readouterr().err
 
 
+def test_zoo_models_predict_as_their_runs_do(setup, tmp_path):
+    """`--zoo NAME`: a model of a zoo folder (config in the manifest, weights in its file) gives the results of the
+    run it came from; a top-down zoo model takes the zoo's detector."""
+    import hashlib
+
+    from posekit import predict
+    from posekit.checkpoint import read_run, weights_bytes
+    from posekit.zoo_files import MANIFEST
+
+    root, runs = setup
+    models = {}
+    for name, run in [("td-detector", runs["detector"]), ("td-crops", runs["topdown"])]:
+        _, cfg, model = predict._model_of(root / "cache" / "runs" / run)
+        data = weights_bytes(model)
+        (tmp_path / f"{name}.msgpack").write_bytes(data)
+        models[name] = {"file": f"{name}.msgpack", "sha256": hashlib.sha256(data).hexdigest(), "config": cfg}
+        assert cfg == read_run(root / "cache" / "runs" / run)["config"]
+    (tmp_path / MANIFEST).write_text(json.dumps({"format": 1, "models": models}))
+    via_runs, via_zoo = root / "td-runs.json", root / "td-zoo.json"
+    assert main(_args(root, "--run", runs["topdown"], "--detector-run", runs["detector"], "--out", str(via_runs))) == 0
+    assert main(_args(root, "--zoo", "td-crops", "--zoo-dir", str(tmp_path), "--out", str(via_zoo))) == 0
+    assert json.loads(via_zoo.read_text()) == json.loads(via_runs.read_text())
+    with pytest.raises(ValueError, match="not both"):
+        predict.load_pipeline(root / "cache" / "runs" / runs["topdown"], zoo="td-crops", zoo_dir=tmp_path)
+    with pytest.raises(ValueError, match="a person detector's run"):
+        predict.load_pipeline(zoo="td-detector", zoo_dir=tmp_path)
+
+
 def test_predict_errors_name_what_is_wrong(setup, tmp_path, capsys):
     root, runs = setup
     out = str(tmp_path / "r.json")
@@ -94,6 +122,7 @@ def test_predict_errors_name_what_is_wrong(setup, tmp_path, capsys):
         (_args(root, "--run", runs["detector"], "--out", out), "person detector's run"),
         (_args(root, "--checkpoint", str(tmp_path / "missing.msgpack"), "--out", out), "no such file"),
         (_args(root, "--out", out), "--run NAME"),
+        (_args(root, "--zoo", "td-nothing", "--zoo-dir", str(tmp_path), "--out", out), "'td-nothing' is not in"),
         (["predict", "--images", str(tmp_path), "--run", runs["bottomup"], "--out", out, "--quiet"], "no images"),
     ]
     for argv, message in cases:

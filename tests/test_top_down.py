@@ -22,6 +22,28 @@ def test_gaussian_radius_follows_cornernet_formula():
     assert np.all(np.diff(r) > 0) and r[2] / r[1] == pytest.approx(2.0, rel=1e-9)
 
 
+def _corner_shift_ious(h, w, r):
+    """IoU with the box [0, 0, w, h] after CornerNet's three corner shifts by r: inwards, outwards, one of each."""
+    inward = (h - 2 * r) * (w - 2 * r) / (h * w)
+    outward = h * w / ((h + 2 * r) * (w + 2 * r))
+    inter = (h - r) * (w - r)
+    mixed = inter / (2 * h * w - inter)
+    return np.minimum(np.minimum(inward, outward), mixed)
+
+
+def test_overlap_radius_keeps_the_iou_and_is_the_largest_that_does():
+    rng = np.random.default_rng(0)
+    h, w = rng.uniform(4, 200, (2, 200))
+    for o in (0.5, 0.7, 0.9):
+        r = detection.overlap_radius(h, w, o)
+        assert np.all(r > 0)
+        np.testing.assert_allclose(_corner_shift_ious(h, w, r), o, atol=1e-9)  # the worst case sits exactly at o
+        assert np.all(_corner_shift_ious(h, w, r * 1.01) < o)
+    # what the reference code's radius guarantees: it is never smaller than the IoU radius (3.35× for a square)
+    assert np.all(detection.gaussian_radius(h, w) >= detection.overlap_radius(h, w))
+    assert detection.gaussian_radius(10, 10) / detection.overlap_radius(10, 10) == pytest.approx(3.3467, abs=1e-3)
+
+
 def _ideal_output(heat, size, offset) -> DetectionOutput:
     p = np.clip(heat, 1e-6, 1 - 1e-6)
     return DetectionOutput(center_logits=np.log(p / (1 - p))[..., None], sizes=size, offsets=offset, output_stride=4)

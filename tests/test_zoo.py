@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 import pytest
+from flax import nnx
 
 from posekit import zoo
 
@@ -24,20 +25,27 @@ def test_the_repository_zoo_holds_every_recipe_within_its_size_budget():
     assert max(sizes.values()) <= 10e6 and sum(sizes.values()) <= 60e6
     for name, e in manifest["models"].items():
         assert e["bytes"] == sizes[name]
-        assert e["steps"] == zoo.ENTRIES[name].settings["steps"] and e["images_seen"] == e["steps"] * 32
-        assert e["curve"]["step"][-1] == e["steps"] and len(e["curve"]["step"]) == len(e["curve"][e["metric"]])
-        assert e["commit"] and e["machine"] and e["train_seconds"] > 0
+        entry = zoo.ENTRIES[name]
+        assert e["steps"] == entry.settings["steps"] and e["images_seen"] == e["steps"] * e["config"]["batch_size"]
+        curve = e["curve"]
+        assert curve["step"][-1] == e["steps"] and len(curve) >= 2
+        assert all(len(v) == len(curve["step"]) for v in curve.values())
+        assert e["commit"] and e["machine"] and e["train_seconds"] > 0 and e["face_labels"] in ("seen", "all")
+        if entry.kind == "crops":  # the curve's last point is the model's AP without the flip test
+            assert curve["ap_noflip"][-1] == e["metrics"]["ap_noflip"]
+        if entry.kind == "detector":
+            assert curve["box_ap"][-1] == e["metrics"]["box_ap"]
 
 
 @pytest.fixture(scope="module")
-def sp_val():
-    return zoo.sp_validation()
+def vals():
+    return {"sp": zoo.sp_validation(), "td": zoo.td_validation()}
 
 
 @pytest.mark.parametrize("name", STORED)
-def test_zoo_model_verifies_exactly(name, sp_val):
+def test_zoo_model_verifies_exactly(name, vals):
     """sha256, config = its recipe's today, and the re-evaluation equal to the manifest (tolerance 0)."""
-    got = zoo.verify(name, REPO_ZOO, val=sp_val)
+    got = zoo.verify(name, REPO_ZOO, val=vals["sp" if zoo.ENTRIES[name].kind == "single-person" else "td"])
     assert got == zoo.info(name, REPO_ZOO)["metrics"]
 
 
@@ -140,3 +148,23 @@ def jax_leaves(state):
     import jax
 
     return [np.asarray(v) for v in jax.tree_util.tree_leaves(state)]
+
+
+def test_a_run_can_start_from_a_zoo_model():
+    """`init`: the crop model of chapter 4 starts from the single-person zoo model of the same network."""
+    import jax
+
+    from posekit.experiments.recipe import _start, init_from
+    from posekit.experiments.top_down import crop_config
+    from posekit.models import build_model
+
+    cfg = crop_config("simplebaseline", steps=10, train_scenes=8, init="sp-heatmap")
+    assert cfg["init"] == "sp-heatmap" and cfg["init_sha256"] == zoo.info("sp-heatmap")["sha256"][:16]
+    assert init_from(None) == {} and "init" not in crop_config("simplebaseline", steps=10, train_scenes=8)
+    model = _start(build_model(cfg, 0), cfg)
+    same = jax.tree.map(lambda a, b: bool(np.array_equal(a, b)), nnx.state(model), nnx.state(zoo.load("sp-heatmap")))
+    assert all(jax.tree.leaves(same))
+    with pytest.raises(ValueError, match="now has"):
+        _start(build_model(cfg, 0), {**cfg, "init_sha256": "0" * 16})
+    with pytest.raises(ValueError, match="does not have this run's model's structure"):
+        _start(build_model(cfg, 0), {**cfg, **init_from("sp-deeppose")})

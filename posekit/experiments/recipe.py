@@ -6,7 +6,8 @@ one learning-rate sweep on held-out data.
 
 A recipe (`single_person`, `top_down`, `bottom_up`) says what is particular to it: the config's keys, the
 training data and its batches, the loss, and what validation measures. Everything else is here: the model is
-`posekit.models.build_model(cfg)` seeded with `cfg["seed"]`, trained by `posekit.train.fit` with Adam and a
+`posekit.models.build_model(cfg)` seeded with `cfg["seed"]` (or started from a zoo model's weights, `init_from`),
+trained by `posekit.train.fit` with Adam and a
 warmup-cosine schedule peaking at `cfg["lr"]` for `cfg["steps"]` steps, checkpointed four times in
 `posekit.checkpoint.run_dir(kind, cfg)` (so a run is cached by its config, loaded when finished and resumed
 when interrupted).
@@ -16,21 +17,57 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from flax import nnx
+
 from posekit.checkpoint import run_dir
 from posekit.models import build_model
 from posekit.train import fit
+from posekit.zoo_files import info, load
+
+
+def init_from(name: str | None, part: str | None = None) -> dict:
+    """The config keys of a run that starts from the zoo model `name`'s weights instead of a random
+    initialization (as the papers start from ImageNet weights): {"init": name, "init_sha256": its file's hash},
+    so that the run is cached against those exact weights; `part` (e.g. "backbone"): only that attribute of the
+    model starts from the zoo model's (a detector from a pose model's backbone); {} for None."""
+    if name is None:
+        return {}
+    return {"init": name, "init_sha256": info(name)["sha256"][:16], **({"init_part": part} if part else {})}
+
+
+def _start(model, cfg: dict):
+    """`model` with the weights of `cfg["init"]` (every parameter and BatchNorm statistic: the zoo model must have
+    the same structure); a clear error when the zoo's file is not the one the run was configured with."""
+    name = cfg["init"]
+    have = info(name)["sha256"][:16]
+    if have != cfg.get("init_sha256"):
+        raise ValueError(f"train_run: the run starts from zoo model {name!r} with sha256 {cfg.get('init_sha256')}, "
+                         f"but the zoo's {name!r} now has {have}")  # fmt: skip
+    start, part = load(name), cfg.get("init_part")
+    try:
+        if part:
+            nnx.update(getattr(model, part), nnx.state(getattr(start, part)))
+        else:
+            nnx.update(model, nnx.state(start))
+    except (ValueError, KeyError, AttributeError) as e:
+        raise ValueError(f"train_run: zoo model {name!r} does not have this run's model's structure ({e})") from None
+    return model
 
 
 def train_run(kind: str, cfg: dict, *, loss_fn, batches, validate=None, validations: int = 4,
               progress: bool = True, desc: str = "train"):  # fmt: skip
     """Train (or load, or resume) the run of `cfg` under `run_dir(kind, cfg)`; returns (model, history).
 
-    cfg: the recipe's config, with at least "seed", "steps" and "lr", and what `build_model` reads. loss_fn,
+    cfg: the recipe's config, with at least "seed", "steps" and "lr", and what `build_model` reads (and the keys
+    of `init_from` for a run that starts from a zoo model). loss_fn,
     batches: as `fit` takes them. validate: `validate(model, step) -> dict` or None, called `validations` times
     along training (and at the end).
     """
     steps = cfg["steps"]
-    return fit(build_model(cfg, cfg["seed"]), loss_fn, batches, steps, lr=cfg["lr"], ckpt_dir=run_dir(kind, cfg),
+    model = build_model(cfg, cfg["seed"])
+    if cfg.get("init"):
+        model = _start(model, cfg)
+    return fit(model, loss_fn, batches, steps, lr=cfg["lr"], ckpt_dir=run_dir(kind, cfg),
                ckpt_every=max(steps // 4, 50), validate=validate, val_every=max(steps // validations, 1),
                progress=progress, desc=desc)  # fmt: skip
 

@@ -15,7 +15,7 @@ from posekit import metrics
 from posekit.analysis.top_down import detection_metrics
 from posekit.data import shards_config
 from posekit.detection import detect
-from posekit.experiments.recipe import sweep, train_run
+from posekit.experiments.recipe import init_from, sweep, train_run
 from posekit.experiments.single_person import pose_loss_fn
 from posekit.losses import detection_loss
 from posekit.models import HRNet, SimpleBaseline
@@ -26,20 +26,21 @@ CROP_MODELS = {"simplebaseline": (SimpleBaseline, "tiny"), "hrnet": (HRNet, "lit
 
 
 def train_detector(*, steps: int, train_scenes: int, seed: int = 0, variant: str = "tiny", input_size: int = 128,
-                   lr: float = 2e-3, batch_size: int = 16, val: dict | None = None, progress: bool = True,
-                   data_shards: int = 1):  # fmt: skip
+                   lr: float = 2e-3, batch_size: int = 16, val: dict | None = None, validations: int = 4,
+                   progress: bool = True, data_shards: int = 1, init: str | None = None):  # fmt: skip
     """Train (or load) `CenterNet(variant)` on `train_scenes` training scenes at `input_size` pixels.
 
     Adam with warmup-cosine (`posekit.train.fit`), CenterNet's loss (`losses.detection_loss`) on the
     targets of `scenes.detector_batches` (random scale, shift and flip). `val`: a scene set on which the box
-    AP and the recall at IoU 0.5 are measured 4 times during training (history "val_box_ap", "val_recall50").
+    AP and the recall at IoU 0.5 are measured `validations` times along training (history "val_box_ap",
+    "val_recall50"; the validation curve is also the run folder's `curve.json`).
     data_shards > 1: each process reads only its shards of the scenes (`scenes.training_data`; another run).
+    init: a single-person zoo model whose backbone starts the detector's (`recipe.init_from`, e.g.
+    "sp-heatmap": the same "tiny" backbone), as CenterNet starts from ImageNet weights; None: random.
     Returns (model, history).
     """
-    cfg = dict(model="centernet", variant=variant, steps=steps, train_scenes=train_scenes, seed=seed,
-               input_size=input_size, lr=lr, batch_size=batch_size, **shards_config(data_shards))  # fmt: skip
-    if val is not None:
-        cfg["val"] = fingerprint(val)
+    cfg = detector_config(steps=steps, train_scenes=train_scenes, seed=seed, variant=variant, input_size=input_size,
+                          lr=lr, batch_size=batch_size, val=val, data_shards=data_shards, init=init)  # fmt: skip
     data = training_data(train_scenes, seed, data_shards)
 
     def loss_fn(m, batch):
@@ -50,27 +51,51 @@ def train_detector(*, steps: int, train_scenes: int, seed: int = 0, variant: str
         return {"box_ap": dm["box_AP"], "recall50": dm["recall50"]}
 
     return train_run("detector", cfg, loss_fn=loss_fn, batches=detector_batches(data, input_size, batch_size, seed),
-                     validate=validate if val is not None else None, progress=progress,
+                     validate=validate if val is not None else None, validations=validations, progress=progress,
                      desc=f"centernet-{variant}")  # fmt: skip
+
+
+def detector_config(*, steps: int, train_scenes: int, seed: int = 0, variant: str = "tiny", input_size: int = 128,
+                    lr: float = 2e-3, batch_size: int = 16, val: dict | None = None,
+                    data_shards: int = 1, init: str | None = None) -> dict:  # fmt: skip
+    """The run config `train_detector` trains with these arguments (what the run cache and the zoo key on)."""
+    cfg = dict(model="centernet", variant=variant, steps=steps, train_scenes=train_scenes, seed=seed,
+               input_size=input_size, lr=lr, batch_size=batch_size, **shards_config(data_shards),
+               **init_from(init, "backbone"))  # fmt: skip
+    if val is not None:
+        cfg["val"] = fingerprint(val)
+    return cfg
+
+
+def crop_config(name: str = "simplebaseline", variant: str | None = None, *, steps: int, train_scenes: int,
+                input_size=(128, 96), sigma: float = 1.0, seed: int = 0, lr: float = 6e-3, batch_size: int = 32,
+                val: dict | None = None, data_shards: int = 1, init: str | None = None) -> dict:  # fmt: skip
+    """The run config `train_crop_model` trains with these arguments."""
+    if name not in CROP_MODELS:
+        raise ValueError(f"train_crop_model: name must be one of {list(CROP_MODELS)}, got {name!r}")
+    h, w = input_size
+    cfg = dict(model=f"{name}-crops", variant=variant or CROP_MODELS[name][1], steps=steps, train_scenes=train_scenes,
+               seed=seed, input_size=[h, w], sigma=sigma, lr=lr, batch_size=batch_size, **shards_config(data_shards),
+               **init_from(init))  # fmt: skip
+    if val is not None:
+        cfg["val"] = fingerprint(val)
+    return cfg
 
 
 def train_crop_model(name: str = "simplebaseline", variant: str | None = None, *, steps: int, train_scenes: int,
                      input_size=(128, 96), sigma: float = 1.0, seed: int = 0, lr: float = 6e-3,
-                     batch_size: int = 32, val: dict | None = None, progress: bool = True,
-                     data_shards: int = 1):  # fmt: skip
+                     batch_size: int = 32, val: dict | None = None, validations: int = 4, progress: bool = True,
+                     data_shards: int = 1, init: str | None = None):  # fmt: skip
     """Train (or load) a heatmap model (`CROP_MODELS`: "simplebaseline" tiny, "hrnet" lite) on person crops
     cut from the training scenes (`scenes.crop_batches`, augmented), spatial cross-entropy against Gaussian
     targets of std `sigma` heatmap pixels. `val`: a scene set on which the keypoint AP with its true boxes
-    (`top_down.top_down`, no flip) is measured 4 times during training (history "val_ap"). data_shards: as in
-    `train_detector`. Returns (model, history)."""
-    if name not in CROP_MODELS:
-        raise ValueError(f"train_crop_model: name must be one of {list(CROP_MODELS)}, got {name!r}")
-    variant = variant or CROP_MODELS[name][1]
-    h, w = input_size
-    cfg = dict(model=f"{name}-crops", variant=variant, steps=steps, train_scenes=train_scenes, seed=seed,
-               input_size=[h, w], sigma=sigma, lr=lr, batch_size=batch_size, **shards_config(data_shards))  # fmt: skip
-    if val is not None:
-        cfg["val"] = fingerprint(val)
+    (`top_down.top_down`, no flip) is measured `validations` times along training (history "val_ap"). data_shards: as in
+    `train_detector`. init: a single-person zoo model of the same structure to start from (`recipe.init_from`:
+    "sp-heatmap" for SimpleBaseline, "sp-hrnet" for HRNet), as the papers start from ImageNet weights; None
+    starts from a random initialization. Returns (model, history)."""
+    cfg = crop_config(name, variant, steps=steps, train_scenes=train_scenes, input_size=input_size, sigma=sigma,
+                      seed=seed, lr=lr, batch_size=batch_size, val=val, data_shards=data_shards, init=init)  # fmt: skip
+    variant, (h, w) = cfg["variant"], input_size
     data = training_data(train_scenes, seed, data_shards)
 
     def validate(m, step):
@@ -80,15 +105,17 @@ def train_crop_model(name: str = "simplebaseline", variant: str | None = None, *
 
     return train_run("topdown-pose", cfg, loss_fn=pose_loss_fn((h, w), sigma),
                      batches=crop_batches(data, (h, w), batch_size, seed),
-                     validate=validate if val is not None else None, progress=progress,
+                     validate=validate if val is not None else None, validations=validations, progress=progress,
                      desc=f"{name}-{variant}-{h}x{w}")  # fmt: skip
 
 
-def lr_sweep(kind: str, lrs, *, steps: int, train_scenes: int, holdout: int = 256, seed: int = 0, **kwargs) -> dict:
+def lr_sweep(kind: str, lrs, *, steps: int, train_scenes: int, holdout: int = 256, seed: int = 0, extend: int = 1,
+             **kwargs) -> dict:  # fmt: skip
     """{lr: score} for the detector (`kind="detector"`, box AP) or a crop model (`kind` a `CROP_MODELS` name,
     keypoint AP with true boxes), each trained for `steps` and scored on `holdout` scenes of the training
-    stream `seed + 1`: scenes no model trains on, and never the validation scenes. How chapter 4's learning
-    rates were chosen (`python -m posekit.experiments.top_down`)."""
+    stream `seed + 1`: scenes no model trains on, and never the validation scenes. When the best rate is at an
+    end of the grid, the grid is extended past it (`recipe.sweep`, up to `extend` times). How chapter 4's
+    learning rates were chosen (`python -m posekit.experiments.top_down`)."""
 
     held = training_scenes(holdout, seed + 1)
     if kind == "detector":
@@ -110,7 +137,7 @@ def lr_sweep(kind: str, lrs, *, steps: int, train_scenes: int, holdout: int = 25
             res = top_down(held["images"], model, boxes=gt_boxes(held), image_ids=held["image_ids"], input_size=hw)
             return float(metrics.coco_eval(held["coco"], res)["AP"])
 
-    return sweep(train_at, score, lrs)
+    return sweep(train_at, score, lrs, extend=extend)
 
 
 if __name__ == "__main__":  # the learning-rate sweep behind chapter 4's settings

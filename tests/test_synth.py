@@ -97,8 +97,17 @@ def test_back_view_hides_the_face_and_front_view_shows_it():
     front = synth.render_single(32, seed=5, size=S, yaw=0.0, pose="standing", truncation=0.0)
     np.testing.assert_allclose(back["yaw"], np.pi)
     face = [0, 1, 2]  # nose, eyes
-    assert (back["keypoints"][:, face, 2] == 1).mean() > 0.9
+    # COCO's rule: a hidden face point is not labelled (v = 0, at 0, 0); face_labels="all" labels it v = 1
+    assert (back["keypoints"][:, face, 2] == 0).mean() > 0.9
+    assert np.all(back["keypoints"][:, face, :2][back["keypoints"][:, face, 2] == 0] == 0)
     assert (front["keypoints"][:, face, 2] == 2).mean() > 0.8
+    old = synth.render_single(32, seed=5, size=S, yaw=np.pi, pose="standing", truncation=0.0, face_labels="all")
+    assert (old["keypoints"][:, face, 2] == 1).mean() > 0.9
+    np.testing.assert_array_equal(old["images"], back["images"])  # the same people, other labels
+    body = slice(5, 17)  # hidden joints keep v = 1 under both rules
+    np.testing.assert_array_equal(old["keypoints"][:, body], back["keypoints"][:, body])
+    with pytest.raises(ValueError, match="face_labels must be one of"):
+        synth.render_single(2, seed=5, size=S, face_labels="some")
 
 
 def test_side_view_collapses_the_shoulders_and_hides_the_far_ear():
@@ -112,7 +121,7 @@ def test_side_view_collapses_the_shoulders_and_hides_the_far_ear():
 
     assert np.median(width(side)) < 0.35 * np.median(width(front))
     # Facing image right (yaw = π/2) the person turns the right side to the camera; the left ear is behind the head.
-    assert (side["keypoints"][:, 3, 2] == 1).mean() > 0.8
+    assert (side["keypoints"][:, 3, 2] == 0).mean() > 0.8  # hidden, so not labelled (COCO's rule for the face)
     assert (side["keypoints"][:, 4, 2] == 2).mean() > 0.6
 
 

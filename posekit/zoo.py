@@ -22,8 +22,9 @@ Two families: the single-person models of chapters 2-3 (`sp-*`, scored by PCK on
 top-down models of chapter 4 (`td-*`: the detector, scored by box AP, and the crop models, scored by keypoint AP
 with the true boxes, both on chapter 4's validation scenes). A manifest entry records the face labelling rule
 of the data it was trained on (`face_labels`, `posekit.synth.FACE_LABELS`): the single-person models were
-trained before the book adopted COCO's rule ("all"), and their metrics are re-scored on today's labels
-("seen"; the PCK moved by at most 0.005).
+trained before the book adopted COCO's rule ("all"): their metrics and their config's `val` (the fingerprint
+of the validation crops, which only their curve used) are today's ("seen"; the PCK moved by at most 0.005), their
+curve is as trained.
 
 The zoo folder: $POSEKIT_ZOO, else the repository's `zoo/` (`zoo_dir`). Reading the folder (the manifest,
 `load`) is `posekit.zoo_files`, which knows no recipe, so that a recipe can start from a zoo model (`init`);

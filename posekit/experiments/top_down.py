@@ -21,6 +21,7 @@ from posekit.losses import detection_loss
 from posekit.models import HRNet, SimpleBaseline
 from posekit.scenes import crop_batches, detector_batches, fingerprint, training_data, training_scenes
 from posekit.top_down import gt_boxes, top_down
+from posekit.zoo_files import info
 
 CROP_MODELS = {"simplebaseline": (SimpleBaseline, "tiny"), "hrnet": (HRNet, "lite")}
 
@@ -36,7 +37,8 @@ def train_detector(*, steps: int, train_scenes: int, seed: int = 0, variant: str
     "val_recall50"; the validation curve is also the run folder's `curve.json`).
     data_shards > 1: each process reads only its shards of the scenes (`scenes.training_data`; another run).
     init: a single-person zoo model whose backbone starts the detector's (`recipe.init_from`, e.g.
-    "sp-heatmap": the same "tiny" backbone), as CenterNet starts from ImageNet weights; None: random.
+    "sp-heatmap": the same "tiny" backbone), as CenterNet starts from ImageNet weights; or a detector zoo model
+    whose every weight starts this one (e.g. "td-detector" trained on at 256 pixels); None: random.
     Returns (model, history).
     """
     cfg = detector_config(steps=steps, train_scenes=train_scenes, seed=seed, variant=variant, input_size=input_size,
@@ -55,13 +57,19 @@ def train_detector(*, steps: int, train_scenes: int, seed: int = 0, variant: str
                      desc=f"centernet-{variant}")  # fmt: skip
 
 
+def _init_part(init: str | None) -> str | None:
+    """What a detector takes from the zoo model `init`: all of it from a detector (training it on, e.g. at a
+    larger input), the backbone from a pose model."""
+    return None if init is None or info(init).get("recipe") == "detector" else "backbone"
+
+
 def detector_config(*, steps: int, train_scenes: int, seed: int = 0, variant: str = "tiny", input_size: int = 128,
                     lr: float = 2e-3, batch_size: int = 16, val: dict | None = None,
                     data_shards: int = 1, init: str | None = None) -> dict:  # fmt: skip
     """The run config `train_detector` trains with these arguments (what the run cache and the zoo key on)."""
     cfg = dict(model="centernet", variant=variant, steps=steps, train_scenes=train_scenes, seed=seed,
                input_size=input_size, lr=lr, batch_size=batch_size, **shards_config(data_shards),
-               **init_from(init, "backbone"))  # fmt: skip
+               **init_from(init, _init_part(init)))  # fmt: skip
     if val is not None:
         cfg["val"] = fingerprint(val)
     return cfg

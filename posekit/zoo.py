@@ -146,6 +146,8 @@ TD_HRNET_FLOP_SHARE = 0.7826661782041321
 # (each step costs about 4× a 128-pixel one), its learning rate swept from td-detector on held-out scenes with a
 # shorter sweep (300 steps: a 600-step sweep at 256 would cost as much as the run).
 TD_DET256_BUDGET = 2
+# Its control at equal compute: td-detector trained on at 128 pixels for 4× those steps (td-detector-16x: both
+# have then spent 16× the standard detector run's FLOPs), the learning rate swept the same way.
 TD_DET256_SWEEP = dict(lrs=[5e-3, 1.5e-2], steps=300, holdout=256, train_scenes=2048)
 
 
@@ -161,6 +163,9 @@ def _top_down_entries() -> list[Entry]:
         Entry("td-detector-256", "detector", TD_CHAPTER, "box_ap",
               dict(det, input_size=256, steps=TD_DET256_BUDGET * TD_STANDARD_STEPS, init="td-detector"),
               dict(TD_DET256_SWEEP), validations=TD_DET256_BUDGET * 2),
+        Entry("td-detector-16x", "detector", TD_CHAPTER, "box_ap",
+              dict(det, steps=TD_DET256_BUDGET * 4 * TD_STANDARD_STEPS, init="td-detector"),
+              dict(TD_DET256_SWEEP), validations=TD_BUDGET),
         Entry("td-hrnet", "topdown-hrnet", TD_CHAPTER, "ap",
               dict(crops, steps=round(sb_steps * TD_HRNET_FLOP_SHARE), init="sp-hrnet"), dict(TD_SWEEP),
               validations=TD_BUDGET),

@@ -168,3 +168,32 @@ def test_a_run_can_start_from_a_zoo_model():
         _start(build_model(cfg, 0), {**cfg, "init_sha256": "0" * 16})
     with pytest.raises(ValueError, match="does not have this run's model's structure"):
         _start(build_model(cfg, 0), {**cfg, **init_from("sp-deeppose")})
+
+
+def test_a_detector_starts_from_a_pose_models_backbone_or_a_whole_detector():
+    """`detector_config(init=...)`: a pose model gives its backbone (`init_part`), a detector all its weights (the
+    256-pixel detector trains on from the 128-pixel one: the network is fully convolutional)."""
+    import jax
+
+    from posekit.experiments.recipe import _start
+    from posekit.experiments.top_down import detector_config
+    from posekit.models import build_model
+
+    assert detector_config(steps=10, train_scenes=8, init="sp-heatmap")["init_part"] == "backbone"
+    cfg = detector_config(steps=10, train_scenes=8, input_size=256, init="td-detector")
+    assert "init_part" not in cfg and cfg["init_sha256"] == zoo.info("td-detector")["sha256"][:16]
+    model = _start(build_model(cfg, 0), cfg)
+    same = jax.tree.map(lambda a, b: bool(np.array_equal(a, b)), nnx.state(model), nnx.state(zoo.load("td-detector")))
+    assert all(jax.tree.leaves(same))
+
+
+def test_the_zoo_hrnet_trains_at_simplebaselines_flops():
+    """td-hrnet's steps × its FLOPs per crop = td-simplebaseline's (`TD_HRNET_FLOP_SHARE`, recomputed here)."""
+    from posekit.models import HRNet, SimpleBaseline, flops
+
+    shape = (1, *zoo.TD_CROP, 3)
+    sb = nnx.eval_shape(lambda: SimpleBaseline("tiny", rngs=nnx.Rngs(0)))
+    hr = nnx.eval_shape(lambda: HRNet("lite", rngs=nnx.Rngs(0)))
+    assert flops(sb, shape) / flops(hr, shape) == pytest.approx(zoo.TD_HRNET_FLOP_SHARE, rel=1e-9)
+    steps = {n: zoo.ENTRIES[n].settings["steps"] for n in ("td-simplebaseline", "td-hrnet")}
+    assert steps["td-hrnet"] == round(steps["td-simplebaseline"] * zoo.TD_HRNET_FLOP_SHARE)

@@ -3,7 +3,7 @@
     posekit synth --out data/val --kind scene --num-images 500 --seed 1
     posekit predict --images data/val/images --run bottomup-1a2b3c4d5e --out results.json [--draw drawn/]
     posekit predict --images DIR --run topdown-pose-... --detector-run detector-... --out results.json
-    posekit predict --images DIR --zoo td-simplebaseline --out results.json   # the zoo's top-down models
+    posekit predict --images DIR --zoo td-hrnet --out results.json            # the zoo's top-down models
     posekit eval data/val/annotations.json results.json [--iou-type bbox] [--sigmas ...] [--per-image out.csv]
     posekit train heatmap --steps 2000 --train-size 8192    (a chapter's recipe; several hosts: --coordinator ...)
     posekit zoo list | verify [NAME ...] | train NAME ... [--all]     (the long-trained models; --zoo DIR)
@@ -138,7 +138,7 @@ def _add_predict(sub) -> None:
     p.add_argument("--checkpoint", default=None, help="a run folder or its checkpoint.msgpack")
     p.add_argument("--detector-run", default=None, help="top-down: the person detector's run (detector-...)")
     p.add_argument("--detector-checkpoint", default=None, help="top-down: the detector's run folder or checkpoint")
-    p.add_argument("--zoo", default=None, metavar="NAME", help="a zoo model instead of a run (e.g. td-simplebaseline)")
+    p.add_argument("--zoo", default=None, metavar="NAME", help="a zoo model instead of a run (e.g. td-hrnet)")
     p.add_argument("--detector-zoo", default=None, metavar="NAME",
                    help="top-down with --zoo: the zoo's detector (default td-detector)")  # fmt: skip
     p.add_argument("--zoo-dir", default=None, metavar="DIR", help="the zoo folder (default: $POSEKIT_ZOO or zoo/)")

@@ -2,7 +2,7 @@
 
     pipe = load_pipeline("runs/bottomup-1a2b3c4d5e")                       # a bottom-up run folder
     pipe = load_pipeline(pose_run, detector="runs/detector-...")           # top-down: a crop model + a detector
-    pipe = load_pipeline(zoo="td-simplebaseline")                          # the zoo's models (+ "td-detector")
+    pipe = load_pipeline(zoo="td-hrnet")                                   # the zoo's models (+ "td-detector")
     images, ids, names = read_images("photos/")                            # or read_images(dir, coco="val.json")
     results = pipe(images, ids)                                            # a COCO keypoint results list
 

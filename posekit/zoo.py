@@ -126,12 +126,12 @@ def _single_person_entries() -> list[Entry]:
 
 # The top-down zoo (chapter 4). The chapter's standard profile trains the detector and the crop models 1,200
 # steps each on 2,048 training scenes; the zoo trains the same recipes (`posekit.experiments.top_down`) on 8,192
-# scenes (they are free), the detector (batch 16) and SimpleBaseline (batch 32) 8× as long. They start from the
-# single-person zoo's models (`init`): the crop model from the model of the same structure (sp-heatmap), the
-# detector its backbone from sp-heatmap's (the same "tiny" backbone), as the papers start from ImageNet
-# weights. Their learning rate is the best on 256 held-out training scenes after 600 steps (grid extended once
-# past an end). Every model is scored along training on chapter 4's 400 standard validation scenes, once per
-# standard-profile length (the budget curve).
+# scenes (they are free), the detector (batch 16) and SimpleBaseline (batch 32) 8× as long, HRNet as long in
+# training FLOPs. They start from the single-person zoo's models (`init`): each crop model from the model of the
+# same structure (sp-heatmap, sp-hrnet), the detector its backbone from sp-heatmap's (the same "tiny" backbone),
+# as the papers start from ImageNet weights. Their learning rate is the best on 256 held-out training scenes
+# after 600 steps (grid extended once past an end). Every model is scored along training on chapter 4's 400
+# standard validation scenes, once per standard-profile length (the budget curve).
 TD_STANDARD_STEPS = 1200
 TD_BUDGET = 8  # × the standard steps: the zoo's top-down models' training length
 TD_TRAIN_SCENES = 8192
@@ -143,11 +143,11 @@ TD_CHAPTER = "04_top_down"
 # recomputes it), so at equal training FLOPs it trains 0.7827 × SimpleBaseline's steps.
 TD_HRNET_FLOP_SHARE = 0.7826661782041321
 # The detector at the scenes' own 256 pixels: td-detector's weights trained on at 256 for 2× the standard steps
-# (each step costs about 4× a 128-pixel one), its learning rate swept from td-detector on held-out scenes with a
-# shorter sweep (300 steps: a 600-step sweep at 256 would cost as much as the run).
+# (each step costs 4.2× a 128-pixel one: `models.layers.flops`), its learning rate swept from td-detector on
+# held-out scenes with a shorter sweep (300 steps: a 600-step sweep at 256 would cost as much as the run).
 TD_DET256_BUDGET = 2
-# Its control at equal compute: td-detector trained on at 128 pixels for 4× those steps (td-detector-16x: both
-# have then spent 16× the standard detector run's FLOPs), the learning rate swept the same way.
+# Its control at about equal compute: td-detector trained on at 128 pixels for 4× those steps (td-detector-16x:
+# both have then spent about 16× the standard detector run's FLOPs), the learning rate swept the same way.
 TD_DET256_SWEEP = dict(lrs=[5e-3, 1.5e-2], steps=300, holdout=256, train_scenes=2048)
 
 

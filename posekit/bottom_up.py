@@ -41,19 +41,21 @@ def _probabilities(maps, heatmap_loss: str):
     return 1.0 / (1.0 + np.exp(-np.asarray(maps, np.float64))) if heatmap_loss == "focal" else np.asarray(maps)
 
 
-def _upsample2(a):
-    """(N, h, w, C) → (N, 2h, 2w, C), bilinear with cell centres at integer coordinates (half-pixel aligned)."""
+def _upsample(a, factor: int = 2):
+    """(N, h, w, C) → (N, f·h, f·w, C), bilinear with cell centres at integer coordinates (half-pixel aligned)."""
     n, h, w, c = a.shape
-    return np.asarray(jax.image.resize(jnp.asarray(a, jnp.float32), (n, 2 * h, 2 * w, c), "bilinear"))
+    return np.asarray(jax.image.resize(jnp.asarray(a, jnp.float32), (n, factor * h, factor * w, c), "bilinear"))
 
 
 def network_maps(model, images, *, input_size: int, flip_test: bool = False, use_half: bool = True,
-                 heatmap_loss: str = "focal", batch_size: int = 32):  # fmt: skip
+                 heatmap_loss: str = "focal", batch_size: int = 32, project_to_input: bool = False):  # fmt: skip
     """The network's maps for each image on the grid grouping works on.
 
     Returns heatmaps (N, J, g, g) (probabilities or Gaussian values), tags (N, J, g, g, D) (D doubles with
     `flip_test`), the grid's stride in input pixels, and the image → input matrices (N, 2, 3). The grid is
-    1/2 of the input when the model has HigherHRNet's head and `use_half`, else 1/4.
+    1/2 of the input when the model has HigherHRNet's head and `use_half`, else 1/4; `project_to_input`: the maps
+    (bilinear) brought to the input's own size (stride 1) before grouping, as HigherHRNet's test does
+    (`project2image`), so that grouping's kernel and quarter-cell steps are in input pixels.
     """
     x, mats = to_input(images, input_size)
     out = predict(model, x, batch_size)
@@ -64,15 +66,18 @@ def network_maps(model, images, *, input_size: int, flip_test: bool = False, use
         tg = np.asarray(o.tags)
         half = o.heatmaps_half is not None and use_half
         if half:
-            hm = 0.5 * (_upsample2(hm) + _probabilities(o.heatmaps_half, heatmap_loss))
-            tg = _upsample2(tg)
+            hm = 0.5 * (_upsample(hm) + _probabilities(o.heatmaps_half, heatmap_loss))
+            tg = _upsample(tg)
+        stride = 2 if half else 4
+        if project_to_input:
+            hm, tg, stride = _upsample(hm, stride), _upsample(tg, stride), 1
         n, g = hm.shape[0], hm.shape[1]
         hm = np.moveaxis(hm, -1, 1)  # (N, J, g, g)
         tg = np.moveaxis(tg.reshape(n, g, g, -1, J), -1, 1)  # (N, J, g, g, D)  (tags are laid out D-major)
         if mirrored:
             perm = COCO.flip_permutation()
             hm, tg = hm[:, perm, :, ::-1], tg[:, perm, :, ::-1]
-        return hm, tg, 2 if half else 4
+        return hm, tg, stride
 
     hm, tg, stride = maps_of(out, False)
     if flip_test:
@@ -93,15 +98,15 @@ def group_images(maps, tags, stride: int, mats, *, input_size: int, image_ids=No
                  timings: dict | None = None, **group_kwargs) -> list[dict]:  # fmt: skip
     """Group every image's maps (`network_maps`' output) and map the people back → a COCO results list.
 
-    group_kwargs go to `posekit.grouping.group`; `top_k` defaults to `max_people`, the people kept per image
-    (COCO's evaluator reads at most 20). Grouping several ways from one network pass is how chapter 5's
-    ablations stay cheap. timings: receives the seconds spent in "grouping".
+    group_kwargs go to `posekit.grouping.group` (its `top_k`, 30 candidates per joint type, is HigherHRNet's
+    `max_num_people`); `max_people`: the best-scored people kept per image (COCO's evaluator reads at most 20).
+    Grouping several ways from one network pass is how chapter 5's ablations stay cheap. timings: receives the
+    seconds spent in "grouping".
     """
     n = len(maps)
     image_ids = list(range(1, n + 1)) if image_ids is None else list(image_ids)
     if len(image_ids) != n:
         raise ValueError(f"bottom_up: image_ids must have one id per image ({n}), got {len(image_ids)}")
-    group_kwargs.setdefault("top_k", max_people)
     t = time.perf_counter()
     ids, kps, scores = [], [], []
     for k in range(n):
@@ -119,12 +124,12 @@ def group_images(maps, tags, stride: int, mats, *, input_size: int, image_ids=No
 
 def bottom_up(images, model, *, input_size: int = 128, image_ids=None, flip_test: bool = True,
               use_half: bool = True, heatmap_loss: str = "focal", max_people: int = 20, timings: dict | None = None,
-              batch_size: int = 32, **group_kwargs) -> list[dict]:  # fmt: skip
+              batch_size: int = 32, project_to_input: bool = False, **group_kwargs) -> list[dict]:  # fmt: skip
     """The whole bottom-up pipeline over a set of images → a COCO keypoint results list. Used in chapter 5.
 
     images: (N, H, W, 3) uint8 or a list of images. image_ids: the COCO ids (default 1..N). `network_maps`
-    (flip_test, use_half, heatmap_loss) then `group_images` (max_people, group_kwargs: detection_threshold,
-    tag_threshold, top_k, nms_kernel, adjust, refine), batch by batch.
+    (flip_test, use_half, heatmap_loss, project_to_input) then `group_images` (max_people, group_kwargs:
+    detection_threshold, tag_threshold, top_k, nms_kernel, adjust, refine, score), batch by batch.
     timings: a dict that receives the seconds spent in "network" and "grouping" (added to what is there).
     """
     n = len(images)
@@ -137,7 +142,7 @@ def bottom_up(images, model, *, input_size: int = 128, image_ids=None, flip_test
         t = time.perf_counter()
         hm, tg, stride, mats = network_maps(model, images[i : i + batch_size], input_size=input_size,
                                             flip_test=flip_test, use_half=use_half, heatmap_loss=heatmap_loss,
-                                            batch_size=batch_size)  # fmt: skip
+                                            batch_size=batch_size, project_to_input=project_to_input)  # fmt: skip
         clock["network"] += time.perf_counter() - t
         results += group_images(hm, tg, stride, mats, input_size=input_size, image_ids=image_ids[i : i + batch_size],
                                 max_people=max_people, timings=clock, **group_kwargs)  # fmt: skip

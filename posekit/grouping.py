@@ -18,7 +18,9 @@ different ones). Grouping turns them into people:
 4. `adjust`: each joint moves a quarter of a cell toward its higher neighbour on each axis;
 5. `refine`: for each person, each missing joint is filled with the best cell of its heatmap after
    subtracting the rounded tag distance to the person's mean tag (so a cell of the right person wins);
-6. a person's score is the mean heatmap value over all joints (0 for joints still missing).
+6. a person's score is the mean heatmap value over all J joints (0 for a missing joint) as grouping found
+   them, *before* refinement, as the reference's `parse` computes it (right after `adjust`): a joint that
+   refinement fills does not raise the score. `score="refined"` takes the mean after refinement instead.
 
 Coordinates are heatmap cells with the cell centre at integer coordinates (the book's convention, as in
 `posekit.codecs`); the reference code adds 0.5 to every coordinate (its cells span [i, i + 1)), so
@@ -38,6 +40,7 @@ from scipy.optimize import linear_sum_assignment
 # The order joint types are visited in (COCO indices): nose, eyes, ears, shoulders, hips, elbows, wrists,
 # knees, ankles. The reference's `joint_order` for COCO, [1, 2, 3, 4, 5, 6, 7, 12, 13, 8, 9, 10, 11, 14, ...] − 1.
 COCO_JOINT_ORDER = (0, 1, 2, 3, 4, 5, 6, 11, 12, 7, 8, 9, 10, 13, 14, 15, 16)
+SCORES = ("grouped", "refined")  # a person's score: the mean value of its joints before or after refinement
 NO_MATCH = 1e10  # the cost of leaving a candidate without a person (the reference's padding value)
 
 
@@ -170,14 +173,19 @@ def refine_person(person, heatmaps, tags) -> np.ndarray:
 
 def group(heatmaps, tags, *, detection_threshold: float = 0.1, tag_threshold: float = 1.0, top_k: int = 30,
           nms_kernel: int = 5, adjust: bool = True, refine: bool = True, use_detection_val: bool = True,
-          joint_order=COCO_JOINT_ORDER):  # fmt: skip
+          joint_order=COCO_JOINT_ORDER, score: str = "grouped", min_joints: int = 1):  # fmt: skip
     """Group one image's joints into people. Used in chapter 5.
 
     heatmaps (J, H, W) (detection values, e.g. sigmoid or Gaussian-trained maps, flip-averaged if wanted);
     tags (J, H, W, D) or (J, H, W). Returns (people, scores): people (N, J, 3) [x, y, heatmap value] in
     heatmap cells (value 0 for a joint the person lacks), scores (N,) the mean value over the J joints, best
-    first. The steps and defaults are in the module docstring.
+    first: of the joints grouping found (`score="grouped"`, the reference's) or of the refined person
+    (`score="refined"`). min_joints: people that grouping found with fewer joints are dropped before
+    refinement (1, the reference's, keeps every one; refinement can turn a spurious one-joint candidate into
+    a whole duplicate person). The steps and defaults are in the module docstring.
     """
+    if score not in SCORES:
+        raise ValueError(f"group: score must be one of {SCORES}, got {score!r}")
     hm, tg = _check(heatmaps, tags)
     J = hm.shape[0]
     if sorted(joint_order) != list(range(J)):
@@ -185,11 +193,14 @@ def group(heatmaps, tags, *, detection_threshold: float = 0.1, tag_threshold: fl
     locs, vals, tag_k = candidates(hm, tg, top_k=top_k, nms_kernel=nms_kernel)
     full = match_by_tag(locs, vals, tag_k, detection_threshold=detection_threshold, tag_threshold=tag_threshold,
                         max_people=top_k, use_detection_val=use_detection_val, joint_order=joint_order)  # fmt: skip
+    if min_joints > 1 and len(full):
+        full = full[(full[..., 2] > 0).sum(1) >= min_joints]
     if adjust and len(full):
         full = adjust_quarter(full, hm)
+    grouped = full[..., 2].mean(1) if len(full) else np.zeros(0)
     if refine:
         full = np.array([refine_person(p, hm, tg) for p in full]).reshape(full.shape)
     people = full[..., :3]
-    scores = people[..., 2].mean(1) if len(people) else np.zeros(0)
+    scores = grouped if score == "grouped" else (people[..., 2].mean(1) if len(people) else np.zeros(0))
     order = np.argsort(-scores, kind="stable")
     return people[order].astype(np.float32), scores[order].astype(np.float32)

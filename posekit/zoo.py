@@ -47,9 +47,11 @@ from flax import nnx
 from posekit import metrics, scenes
 from posekit.analysis.top_down import detection_metrics
 from posekit.book import repo_root
+from posekit.bottom_up import bottom_up
 from posekit.checkpoint import load_weights_bytes, weights_bytes
 from posekit.data import synthetic_single
 from posekit.detection import detect
+from posekit.experiments import bottom_up as bu
 from posekit.experiments import top_down as td
 from posekit.experiments.single_person import MODELS, lr_sweep, named_config, pck_bbox, train_named
 from posekit.inference import predict_keypoints
@@ -99,8 +101,12 @@ class Entry:
 
     @property
     def kind(self) -> str:
-        """"single-person", "detector" or "crops": which recipe module trains it and how it is scored."""
-        return "single-person" if self.recipe in MODELS else ("detector" if self.recipe == "detector" else "crops")
+        """"single-person", "detector", "crops" or "bottom-up": which recipe module trains it and how it is scored."""
+        if self.recipe in MODELS:
+            return "single-person"
+        if self.recipe == "detector":
+            return "detector"
+        return "bottom-up" if self.recipe.startswith("bottomup") else "crops"
 
 
 def sp_name(family: str, budget: int = SP_BUDGET, seed: int = 0) -> str:
@@ -172,7 +178,34 @@ def _top_down_entries() -> list[Entry]:
     ]  # fmt: skip
 
 
-ENTRIES = {e.name: e for e in _single_person_entries() + _top_down_entries()}
+# The bottom-up zoo (chapter 5). The chapter's standard profile trains HigherHRNet-lite and the 1/4-only
+# Associative Embedding model 640 steps of batch 16 on 2,048 scenes at 128 pixels; the zoo trains the same recipe
+# (`posekit.experiments.bottom_up`) on 8,192 scenes, `BU_STEPS` steps, the trunk (all of HRNet but its last 1×1
+# conv) started from td-hrnet's, as the papers start from ImageNet weights. Measured before choosing it (300 steps
+# at lr 0.01, 128 held-out training scenes): started from td-hrnet, the focal heatmap loss is 1.74 against 1.97 from
+# scratch, and 30% of the true joints have a candidate above 0.1 within 1.5 cells against 18%. The learning rate
+# is the one with the lower held-out heatmap loss after 300 steps (`bottom_up.lr_sweep`; the AP of such short runs
+# is about 0 and ranks nothing).
+BU_STANDARD_STEPS = 640
+# The steps: the bottom-up pipeline's training compute, its pretraining (td-hrnet, itself from sp-hrnet) included,
+# equals the top-down pipeline's (td-detector from sp-heatmap, td-hrnet from sp-hrnet), by `training_flops` (a test
+# recomputes it): 7,262 steps, 11.3× the standard run. The 1/4-only model trains as many steps on the same scenes.
+BU_STEPS = 7262
+BU_TRAIN_SCENES = 8192
+BU_SWEEP = dict(lrs=[3e-3, 1e-2], steps=300, holdout=128, train_scenes=2048, extend=2)
+BU_CHAPTER = "05_bottom_up"
+
+
+def _bottom_up_entries() -> list[Entry]:
+    common = dict(variant="lite", input_size=128, sigma=4.0, heatmap_loss="focal", batch_size=16, seed=0,
+                  train_scenes=BU_TRAIN_SCENES, steps=BU_STEPS, init="td-hrnet")  # fmt: skip
+    return [Entry("bu-higherhrnet", "bottomup-higher", BU_CHAPTER, "ap", dict(common, higher=True), dict(BU_SWEEP),
+                  validations=BU_STEPS // BU_STANDARD_STEPS),
+            Entry("bu-ae", "bottomup-ae", BU_CHAPTER, "ap", dict(common, higher=False), dict(BU_SWEEP),
+                  validations=BU_STEPS // BU_STANDARD_STEPS)]  # fmt: skip
+
+
+ENTRIES = {e.name: e for e in _single_person_entries() + _top_down_entries() + _bottom_up_entries()}
 
 
 def get(name: str, use_zoo: bool = True, zoo=None):
@@ -189,7 +222,7 @@ def _curve(entry: Entry, history: dict) -> dict:
     """The validation curve of a training history, as the manifest holds it: {"step": [...], series: [...]}
     (PCK@0.1 of a single-person model, box AP and recall of the detector, AP without flip of a crop model)."""
     series = {"single-person": {"pck01": "val_pck"}, "detector": {"box_ap": "val_box_ap", "recall50": "val_recall50"},
-              "crops": {"ap_noflip": "val_ap"}}[entry.kind]  # fmt: skip
+              "crops": {"ap_noflip": "val_ap"}, "bottom-up": {"ap": "val_ap"}}[entry.kind]  # fmt: skip
     out = {"step": [int(v) for v in history["val_step"]]}
     return out | {k: [float(v) for v in history[h]] for k, h in series.items()}
 
@@ -205,7 +238,7 @@ def td_validation():
 
 
 def validation(name: str):
-    """The validation set the zoo model `name` is scored on."""
+    """The validation set the zoo model `name` is scored on (the top-down and bottom-up models: the same scenes)."""
     return sp_validation() if entry_of(name).kind == "single-person" else td_validation()
 
 
@@ -213,7 +246,8 @@ def evaluate(name: str, model, val=None) -> dict:
     """The metrics a zoo model is recorded with (`validation(name)` unless `val` is given). Single-person:
     PCK@0.1 and PCK@0.05 (box normalizer) on the 512 validation crops of chapters 2-3, no flip test. Detector:
     box AP, AP50, AP75 and the recall at IoU 0.5 on chapter 4's validation scenes (top 20 boxes). Crop model:
-    keypoint AP with the true boxes, with and without the flip test, and AP_M, AP_L."""
+    keypoint AP with the true boxes, with and without the flip test, and AP_M, AP_L. Bottom-up model: keypoint AP
+    of the whole pipeline (`posekit.bottom_up.bottom_up`), with and without the flip test, AP50, AP_M, AP_L."""
     entry = entry_of(name)
     val = validation(name) if val is None else val
     if entry.kind == "single-person":
@@ -224,6 +258,11 @@ def evaluate(name: str, model, val=None) -> dict:
         dm = detection_metrics(detect(model, val["images"], input_size=cfg["input_size"]), val)
         return {"box_ap": dm["box_AP"], "box_ap50": dm["box_AP50"], "box_ap75": dm["box_AP75"],
                 "recall50": dm["recall50"]}  # fmt: skip
+    if entry.kind == "bottom-up":
+        res = bottom_up(val["images"], model, input_size=cfg["input_size"], image_ids=val["image_ids"],
+                        heatmap_loss=cfg["heatmap_loss"])  # fmt: skip
+        s = metrics.coco_eval(val["coco"], res)
+        return {"ap": s["AP"], "ap50": s["AP50"], "apm": s["APm"], "apl": s["APl"], "ar": s["AR"]}
     out = {}
     for flip in (True, False):
         res = top_down(val["images"], model, boxes=gt_boxes(val), image_ids=val["image_ids"],
@@ -233,8 +272,36 @@ def evaluate(name: str, model, val=None) -> dict:
     return out
 
 
+def _input_shape(cfg: dict, kind: str) -> tuple:
+    """One training input's shape (1, H, W, 3) of a run config: a square of `size` (single-person crops) or
+    `input_size` (whole scenes), or the (H, W) crop of a top-down pose model."""
+    if kind == "single-person":
+        return (1, cfg["size"], cfg["size"], 3)
+    size = cfg["input_size"]
+    h, w = (size, size) if isinstance(size, int) else size
+    return (1, h, w, 3)
+
+
+def training_flops(name: str, zoo=None) -> dict:
+    """{model: training FLOPs} of the zoo model `name` and of every zoo model its weights started from (`init`,
+    followed back to a random start), in that order. Training FLOPs = 3 × the forward FLOPs of one training input
+    (`models.flops`; the backward pass costs about twice the forward) × batch size × steps. How the head-to-head
+    chapter states what each pipeline spent."""
+    from posekit.models import build_model, flops  # (the model zoo's reading side does not need them)
+
+    out = {}
+    while name:
+        e = info(name, zoo)
+        cfg = e["config"]
+        model = build_model(cfg, 0)
+        out[name] = 3 * flops(model, _input_shape(cfg, entry_of(name).kind)) * cfg["batch_size"] * e["steps"]
+        name = cfg.get("init")
+    return out
+
+
 def chosen_lr(entry: Entry) -> tuple[float, dict]:
-    """(learning rate, {lr: held-out score}) of an entry: its sweep (cached runs) or its fixed `lr`."""
+    """(learning rate, {lr: held-out score}) of an entry: its sweep (cached runs) or its fixed `lr`. The score is
+    higher-is-better (PCK, AP) except for the bottom-up models' held-out heatmap loss."""
     if entry.lr_sweep is None:
         return float(entry.settings["lr"]), {}
     s, sw = entry.settings, entry.lr_sweep
@@ -245,6 +312,12 @@ def chosen_lr(entry: Entry) -> tuple[float, dict]:
         held = td.lr_sweep("detector", sw["lrs"], steps=sw["steps"], train_scenes=sw["train_scenes"],
                            holdout=sw["holdout"], init=s.get("init"), input_size=s["input_size"],
                            batch_size=s["batch_size"], variant=s["variant"])  # fmt: skip
+    elif entry.kind == "bottom-up":  # ranked by the held-out heatmap loss (lower is better)
+        fixed = {k: v for k, v in _settings(entry).items() if k not in ("steps", "train_scenes", "seed")}
+        swept = bu.lr_sweep(sw["lrs"], steps=sw["steps"], train_scenes=sw["train_scenes"], holdout=sw["holdout"],
+                            extend=sw.get("extend", 0), **fixed)  # fmt: skip
+        held = {lr: loss for lr, (_, loss) in swept.items()}
+        return min(held, key=held.get), held
     else:
         held = td.lr_sweep(entry.recipe.removeprefix("topdown-"), sw["lrs"], steps=sw["steps"],
                            train_scenes=sw["train_scenes"], holdout=sw["holdout"], init=s.get("init"),
@@ -270,6 +343,8 @@ def recipe_config(name: str, lr: float) -> dict:
         return named_config(entry.recipe, lr=lr, val=sp_validation(), **_settings(entry))
     if entry.kind == "detector":
         return td.detector_config(lr=lr, val=td_validation(), **_settings(entry))
+    if entry.kind == "bottom-up":
+        return bu.bottom_up_config(lr=lr, val=td_validation(), **_settings(entry))
     return td.crop_config(entry.recipe.removeprefix("topdown-"), lr=lr, val=td_validation(), **_settings(entry))
 
 
@@ -290,6 +365,9 @@ def train_entry(name: str, progress: bool = True):
     elif entry.kind == "detector":
         model, history = td.train_detector(lr=lr, val=td_validation(), validations=entry.validations,
                                            progress=progress, **_settings(entry))  # fmt: skip
+    elif entry.kind == "bottom-up":
+        model, history = bu.train_bottom_up(lr=lr, val=td_validation(), validations=entry.validations,
+                                            progress=progress, **_settings(entry))  # fmt: skip
     else:
         model, history = td.train_crop_model(entry.recipe.removeprefix("topdown-"), lr=lr, val=td_validation(),
                                              validations=entry.validations, progress=progress,

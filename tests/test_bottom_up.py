@@ -111,6 +111,15 @@ def test_pipeline_maps_joints_back_to_the_image(flip_test):
     kp = np.asarray(results[0]["keypoints"]).reshape(17, 3)
     # one cell is 4 input px = 8 image px; the quarter-cell adjustment leaves at most ~1 input px of error
     np.testing.assert_allclose(kp[:, :2], np.tile([x0, y0], (17, 1)), atol=2.5)
+    # HigherHRNet's projection to the input size: the same joint, on a grid of input pixels
+    maps1, tags1, stride1, _ = bottom_up.network_maps(_Blob(), img, input_size=128, flip_test=flip_test,
+                                                     heatmap_loss="mse", project_to_input=True)  # fmt: skip
+    assert stride1 == 1 and maps1.shape == (1, 17, 128, 128) and tags1.shape[-1] == tags.shape[-1]
+    projected = bottom_up.bottom_up(img, _Blob(), input_size=128, flip_test=flip_test, heatmap_loss="mse",
+                                    refine=False, project_to_input=True)  # fmt: skip
+    assert len(projected) == 1
+    kp1 = np.asarray(projected[0]["keypoints"]).reshape(17, 3)
+    np.testing.assert_allclose(kp1[:, :2], np.tile([x0, y0], (17, 1)), atol=2.5)
 
 
 def test_perfect_maps_reach_a_high_ap_and_a_finer_grid_helps_small_people():
@@ -172,11 +181,14 @@ def test_grouping_errors_find_split_and_merged_people():
     def res(*poses):
         return [{"image_id": iid, "category_id": 1, "keypoints": p.reshape(-1).tolist(), "score": 1.0} for p in poses]
 
-    assert grouping_errors(val, res(a, b))["split"] == [] and grouping_errors(val, res(a, b))["merged"] == []
+    whole = grouping_errors(val, res(a, b))
+    assert whole["split"] == [] and whole["merged"] == []
+    assert list(whole["held"][i][:2]) == [1, 1]  # the first two people found whole, once each
     upper, lower = a.copy(), a.copy()
     upper[11:, 2] = 0
     lower[:11, 2] = 0
-    assert grouping_errors(val, res(upper, lower))["split"] == [(i, 0, [0, 1])]
+    split = grouping_errors(val, res(upper, lower))
+    assert split["split"] == [(i, 0, [0, 1])] and split["held"][i][0] == 2
     mixed = a.copy()
     mixed[9:] = b[9:]
     assert grouping_errors(val, res(mixed))["merged"] == [(i, 0, [0, 1])]

@@ -98,6 +98,30 @@ def test_missing_joints_are_refined_from_the_heatmaps_around_the_mean_tag():
     assert abs(second[9, 0] - x) <= 0.25 + 1e-9 and abs(second[9, 1] - y) <= 0.25 + 1e-9
 
 
+def test_score_is_taken_before_refinement_as_the_reference_does():
+    """HigherHRNet's `parse` computes the scores right after `adjust`: a joint that refinement fills does not count."""
+    poses = _poses(2, seed=4)
+    peak = [[1.0] * J, [1.0] * J]
+    peak[1][9] = 0.05  # below the detection threshold: only refinement finds it
+    hm, tg = _scene(poses, [0.0, 4.0], peak=peak)
+    people, scores = group(hm, tg, adjust=False, refine=True)
+    second = int(np.argmin([np.abs(p[0, :2] - poses[1][0]).sum() for p in people]))
+    assert people[second, 9, 2] == pytest.approx(0.05)  # refined in
+    assert scores[second] == pytest.approx(16 / 17)  # but scored without it
+    _, refined = group(hm, tg, adjust=False, refine=True, score="refined")
+    assert refined.min() == pytest.approx(16.05 / 17)
+    with pytest.raises(ValueError, match="score must be one of"):
+        group(hm, tg, score="best")
+
+
+def test_min_joints_drops_people_seeded_by_few_joints_before_refinement():
+    poses = _poses(2, seed=6)
+    hm, tg = _scene(poses, [0.0, 4.0], joints=[range(J), [0, 1]])  # the second person: only two joints found
+    assert len(group(hm, tg)[0]) == 2  # the reference keeps it (and refinement fills its other joints)
+    people, _ = group(hm, tg, min_joints=3)
+    assert len(people) == 1 and np.abs(people[0, :, :2] - poses[0]).max() <= 0.25 + 1e-9
+
+
 def test_result_does_not_depend_on_the_order_of_the_people():
     poses = _poses(4, seed=5)
     tags = [0.0, 2.0, 4.0, 6.0]

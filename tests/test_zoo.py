@@ -35,6 +35,8 @@ def test_the_repository_zoo_holds_every_recipe_within_its_size_budget():
             assert curve["ap_noflip"][-1] == e["metrics"]["ap_noflip"]
         if entry.kind == "detector":
             assert curve["box_ap"][-1] == e["metrics"]["box_ap"]
+        if entry.kind == "bottom-up":  # the curve's last point is the model's AP (the same pipeline)
+            assert curve["ap"][-1] == e["metrics"]["ap"]
 
 
 @pytest.fixture(scope="module")
@@ -197,3 +199,39 @@ def test_the_zoo_hrnet_trains_at_simplebaselines_flops():
     assert flops(sb, shape) / flops(hr, shape) == pytest.approx(zoo.TD_HRNET_FLOP_SHARE, rel=1e-9)
     steps = {n: zoo.ENTRIES[n].settings["steps"] for n in ("td-simplebaseline", "td-hrnet")}
     assert steps["td-hrnet"] == round(steps["td-simplebaseline"] * zoo.TD_HRNET_FLOP_SHARE)
+
+
+def test_a_bottom_up_model_starts_from_a_top_down_hrnets_trunk():
+    """`bottom_up_config(init="td-hrnet")`: every HRNet layer but the last 1×1 conv (whose outputs differ: 17 maps
+    against 17 maps and 17 tags) comes from the top-down model; the heads stay as initialized."""
+    import jax
+
+    from posekit.experiments.bottom_up import bottom_up_config
+    from posekit.experiments.recipe import TRUNK, _start
+    from posekit.models import build_model
+
+    cfg = bottom_up_config(steps=10, train_scenes=8, init="td-hrnet")
+    assert cfg["init_part"] == "trunk" and cfg["init_sha256"] == zoo.info("td-hrnet")["sha256"][:16]
+    fresh, model, start = build_model(cfg, 0), _start(build_model(cfg, 0), cfg), zoo.load("td-hrnet")
+
+    def equal(a, b):
+        return all(jax.tree.leaves(jax.tree.map(lambda x, y: bool(np.array_equal(x, y)), nnx.state(a), nnx.state(b))))
+
+    assert all(equal(getattr(model.hrnet, part), getattr(start, part)) for part in TRUNK)
+    assert equal(model.hrnet.final, fresh.hrnet.final) and equal(model.final_half, fresh.final_half)
+    assert not equal(model.hrnet.stem, fresh.hrnet.stem)
+
+
+def test_the_bottom_up_zoo_trains_at_top_downs_total_compute():
+    """`BU_STEPS`: HigherHRNet's training FLOPs plus its pretraining chain (td-hrnet ← sp-hrnet) = the top-down
+    pipeline's (td-detector ← sp-heatmap, td-hrnet ← sp-hrnet), to the step (`training_flops`)."""
+    from posekit.models import flops
+    from posekit.models.bottom_up import AssociativeEmbedding
+
+    top_down = sum(zoo.training_flops("td-detector").values()) + sum(zoo.training_flops("td-hrnet").values())
+    chain = sum(zoo.training_flops("td-hrnet").values())
+    settings = zoo.ENTRIES["bu-higherhrnet"].settings
+    size = settings["input_size"]
+    per_step = 3 * flops(AssociativeEmbedding("lite", higher=True, rngs=nnx.Rngs(0)), (1, size, size, 3))
+    assert zoo.BU_STEPS == settings["steps"] == round((top_down - chain) / (per_step * settings["batch_size"]))
+    assert zoo.ENTRIES["bu-ae"].settings["steps"] == zoo.BU_STEPS

@@ -17,7 +17,7 @@ from posekit import metrics
 from posekit.analysis.bottom_up import heldout_loss
 from posekit.bottom_up import bottom_up
 from posekit.data import shards_config
-from posekit.experiments.recipe import sweep, train_run
+from posekit.experiments.recipe import init_from, sweep, train_run
 from posekit.losses import TAG_WEIGHT, bottomup_loss
 from posekit.scenes import bottomup_batches, fingerprint, training_data, training_scenes
 
@@ -27,24 +27,38 @@ def _pair(weight) -> list[float]:
     return [float(v) for v in np.broadcast_to(np.asarray(weight, float), (2,))]
 
 
+def bottom_up_config(*, steps: int, train_scenes: int, higher: bool = True, variant: str = "lite",
+                     input_size: int = 128, sigma: float = 4.0, heatmap_loss: str = "focal",
+                     tag_weight: float | None = None, lr: float = 6e-3, batch_size: int = 16, seed: int = 0,
+                     val: dict | None = None, data_shards: int = 1, init: str | None = None) -> dict:  # fmt: skip
+    """The run config `train_bottom_up` trains with these arguments (what the run cache and the zoo key on)."""
+    cfg = dict(model="associative-embedding", variant=variant, higher=higher, steps=steps, train_scenes=train_scenes,
+               input_size=input_size, sigma=sigma, heatmap_loss=heatmap_loss, lr=lr, batch_size=batch_size,
+               seed=seed, tag_weight=_pair(TAG_WEIGHT[heatmap_loss] if tag_weight is None else tag_weight),
+               **shards_config(data_shards), **init_from(init, "trunk"))  # fmt: skip
+    if val is not None:
+        cfg["val"] = fingerprint(val)
+    return cfg
+
+
 def train_bottom_up(*, steps: int, train_scenes: int, higher: bool = True, variant: str = "lite",
                     input_size: int = 128, sigma: float = 4.0, heatmap_loss: str = "focal",
                     tag_weight: float | None = None, lr: float = 6e-3, batch_size: int = 16, seed: int = 0,
-                    val: dict | None = None, progress: bool = True, data_shards: int = 1):  # fmt: skip
+                    val: dict | None = None, validations: int = 4, progress: bool = True, data_shards: int = 1,
+                    init: str | None = None):  # fmt: skip
     """Train (or load) `AssociativeEmbedding(variant, higher=higher)` on whole training scenes at `input_size`.
 
     Adam with warmup-cosine (`posekit.train.fit`); `posekit.losses.bottomup_loss` on the targets of
     `scenes.bottomup_batches` (Gaussians of std `sigma` input pixels), push and pull weighted `tag_weight`
-    ((push, pull) or one number; default `posekit.losses.TAG_WEIGHT[heatmap_loss]`). `val`: a scene set on which the
-    keypoint AP (`bottom_up`, flip test) is measured 4 times during training (history "val_ap"). data_shards > 1:
-    each process reads only its shards of the scenes (`scenes.training_data`; another run). Returns (model, history).
+    ((push, pull) or one number; default `posekit.losses.TAG_WEIGHT[heatmap_loss]`). `val`: a scene set on which
+    the keypoint AP (`bottom_up`, flip test) is measured `validations` times along training (history "val_ap").
+    data_shards > 1: each process reads only its shards of the scenes (`scenes.training_data`; another run).
+    init: a zoo HRNet (e.g. "td-hrnet") whose trunk (all but its last 1×1 conv) the model starts from, as the
+    papers start from ImageNet weights. Returns (model, history).
     """
-    cfg = dict(model="associative-embedding", variant=variant, higher=higher, steps=steps, train_scenes=train_scenes,
-               input_size=input_size, sigma=sigma, heatmap_loss=heatmap_loss, lr=lr, batch_size=batch_size,
-               seed=seed, tag_weight=_pair(TAG_WEIGHT[heatmap_loss] if tag_weight is None else tag_weight),
-               **shards_config(data_shards))  # fmt: skip
-    if val is not None:
-        cfg["val"] = fingerprint(val)
+    cfg = bottom_up_config(steps=steps, train_scenes=train_scenes, higher=higher, variant=variant,
+                           input_size=input_size, sigma=sigma, heatmap_loss=heatmap_loss, tag_weight=tag_weight, lr=lr,
+                           batch_size=batch_size, seed=seed, val=val, data_shards=data_shards, init=init)  # fmt: skip
     data = training_data(train_scenes, seed, data_shards)
 
     def loss_fn(m, batch):
@@ -57,14 +71,15 @@ def train_bottom_up(*, steps: int, train_scenes: int, higher: bool = True, varia
     batches = bottomup_batches(data, input_size, batch_size, seed, sigma=sigma, higher=higher)
     name = f"{'higher' if higher else 'ae'}-{variant}-{input_size}"
     return train_run("bottomup", cfg, loss_fn=loss_fn, batches=batches, validate=validate if val is not None else None,
-                     progress=progress, desc=name)  # fmt: skip
+                     validations=validations, progress=progress, desc=name)  # fmt: skip
 
 
-def lr_sweep(lrs, *, higher: bool, steps: int, train_scenes: int, holdout: int = 128, seed: int = 0, **kwargs) -> dict:
+def lr_sweep(lrs, *, higher: bool, steps: int, train_scenes: int, holdout: int = 128, seed: int = 0, extend: int = 0,
+             **kwargs) -> dict:  # fmt: skip
     """{lr: (keypoint AP, heatmap loss)} of `train_bottom_up` runs of `steps`, scored on `holdout` scenes of the
     training stream `seed + 1` (never the validation scenes): the AP, and the held-out heatmap loss
-    (`heldout_loss`), which still ranks runs whose AP is 0. How chapter 5's learning rate was chosen
-    (`python -m posekit.experiments.bottom_up`)."""
+    (`heldout_loss`), which still ranks runs whose AP is 0; `extend`: as `recipe.sweep` (the grid grows past
+    an end that wins). How chapter 5's learning rate was chosen (`python -m posekit.experiments.bottom_up`)."""
     held = training_scenes(holdout, seed + 1)
     size = kwargs.get("input_size", 128)
 
@@ -76,7 +91,7 @@ def lr_sweep(lrs, *, higher: bool, steps: int, train_scenes: int, holdout: int =
         res = bottom_up(held["images"], model, input_size=size, image_ids=held["image_ids"])
         return float(metrics.coco_eval(held["coco"], res)["AP"]), heldout_loss(model, held, input_size=size)
 
-    return sweep(train_at, score, lrs, rank=lambda s: -s[1])  # ranked by the held-out heatmap loss
+    return sweep(train_at, score, lrs, extend=extend, rank=lambda s: -s[1])  # ranked by the held-out heatmap loss
 
 
 if __name__ == "__main__":  # the learning-rate sweep behind chapter 5's settings

@@ -18,9 +18,10 @@ one host. One msgpack file per model, whose bytes are hashed in the manifest, is
 load (milliseconds); orbax writes a folder of files per checkpoint for sharded, asynchronous multi-host saves,
 which the zoo does not need. The run cache's checkpoints (`posekit.checkpoint`) use the same format.
 
-Two families: the single-person models of chapters 2-3 (`sp-*`, scored by PCK on single-person crops) and the
+Three families: the single-person models of chapters 2-3 (`sp-*`, scored by PCK on single-person crops), the
 top-down models of chapter 4 (`td-*`: the detector, scored by box AP, and the crop models, scored by keypoint AP
-with the true boxes, both on chapter 4's validation scenes). A manifest entry records the face labelling rule
+with the true boxes, both on chapter 4's validation scenes) and the bottom-up models of chapter 5 (`bu-*`, scored
+by the whole pipeline's keypoint AP on the same scenes). A manifest entry records the face labelling rule
 of the data it was trained on (`face_labels`, `posekit.synth.FACE_LABELS`): the single-person models were
 trained before the book adopted COCO's rule ("all"): their metrics and their config's `val` (the fingerprint
 of the validation crops, which only their curve used) are today's ("seen"; the PCK moved by at most 0.005), their
@@ -220,7 +221,8 @@ def get(name: str, use_zoo: bool = True, zoo=None):
 
 def _curve(entry: Entry, history: dict) -> dict:
     """The validation curve of a training history, as the manifest holds it: {"step": [...], series: [...]}
-    (PCK@0.1 of a single-person model, box AP and recall of the detector, AP without flip of a crop model)."""
+    (PCK@0.1 of a single-person model, box AP and recall of the detector, AP without flip of a crop model, the
+    pipeline's AP of a bottom-up model)."""
     series = {"single-person": {"pck01": "val_pck"}, "detector": {"box_ap": "val_box_ap", "recall50": "val_recall50"},
               "crops": {"ap_noflip": "val_ap"}, "bottom-up": {"ap": "val_ap"}}[entry.kind]  # fmt: skip
     out = {"step": [int(v) for v in history["val_step"]]}
@@ -247,7 +249,7 @@ def evaluate(name: str, model, val=None) -> dict:
     PCK@0.1 and PCK@0.05 (box normalizer) on the 512 validation crops of chapters 2-3, no flip test. Detector:
     box AP, AP50, AP75 and the recall at IoU 0.5 on chapter 4's validation scenes (top 20 boxes). Crop model:
     keypoint AP with the true boxes, with and without the flip test, and AP_M, AP_L. Bottom-up model: keypoint AP
-    of the whole pipeline (`posekit.bottom_up.bottom_up`), with and without the flip test, AP50, AP_M, AP_L."""
+    of the whole pipeline (`posekit.bottom_up.bottom_up`, flip test: the curve's measure), AP50, AP_M, AP_L, AR."""
     entry = entry_of(name)
     val = validation(name) if val is None else val
     if entry.kind == "single-person":

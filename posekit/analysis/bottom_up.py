@@ -78,17 +78,15 @@ def perfect_maps_ap(scenes: dict, *, input_size: int, stride: int, sigma: float 
 def tags_at_joints(model, scenes: dict, *, input_size: int, heatmap_loss: str = "focal") -> list[np.ndarray]:
     """Per image, the 1-D tag the model gives each true person's joints: (P, J) (NaN where a joint is not
     labelled or falls off the map), read at the joint's cell of the 1/4 tag maps, without the flip test."""
-    _, tags, _, mats = network_maps(model, scenes["images"], input_size=input_size, use_half=False,
-                                    heatmap_loss=heatmap_loss)  # fmt: skip
+    _, tags, stride, mats = network_maps(model, scenes["images"], input_size=input_size, use_half=False,
+                                         heatmap_loss=heatmap_loss)  # fmt: skip
     g = tags.shape[2]
     out = []
-    for k, gt in enumerate(people(scenes, include_crowd=False)):
-        kp = gt["keypoints"]
-        t = np.full(kp.shape[:2], np.nan)
-        if len(kp):
-            xy = transform_points(kp, np.repeat(mats[k][None], len(kp), 0))[..., :2]
-            cells = np.floor(np.asarray(input_to_heatmap(xy, (input_size,) * 2, (g, g))) + 0.5).astype(int)
-            ok = (kp[..., 2] > 0) & (cells >= 0).all(-1) & (cells < g).all(-1)
+    for k, joints in enumerate(_true_cells(scenes, mats, input_size=input_size, stride=stride)):
+        t = np.full(joints.shape[:2], np.nan)
+        if len(joints):
+            cells = np.floor(joints[..., :2] + 0.5).astype(int)
+            ok = (joints[..., 2] > 0) & (cells >= 0).all(-1) & (cells < g).all(-1)
             p, j = np.nonzero(ok)
             t[p, j] = tags[k, j, cells[p, j, 1], cells[p, j, 0], 0]
         out.append(t)

@@ -12,10 +12,12 @@ JB_FLAGS := --config book/_config.yml --toc book/_toc.yml --path-output book -W 
 # the tests pin the CPU, where their expected numbers were recorded.
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: book test lint chapter expected reproduce clean-book benchmarks help chromium assignments grade zoo
+.PHONY: book catalogues test lint chapter expected reproduce clean-book benchmarks help chromium assignments grade zoo
 
 help:
-	@echo "make book        build the book (executes every chapter, standard profile) -> book/_build/html/index.html"
+	@echo "make book        build the book (executes every chapter, standard profile) -> book/_build/html/index.html,"
+	@echo "                 and its Korean edition from the same outputs -> book/_build/html/ko/index.html"
+	@echo "make catalogues  after editing a chapter's text: update the Korean catalogues book/locales/ko (then translate)"
 	@echo "make test        lint + unit tests + every chapter in the quick profile + browser test"
 	@echo "make chapter NB=chapters/03_heatmap.ipynb PROFILE=quick   run one chapter with papermill"
 	@echo "make expected PROFILE=quick   re-run the chapters and store their numbers as the expected values"
@@ -37,9 +39,19 @@ $(MATHJAX):
 	cd book/_mathjax && npm pack --silent mathjax@$(MATHJAX_VERSION) >/dev/null \
 	  && tar xzf mathjax-$(MATHJAX_VERSION).tgz && mv package/es5 mathjax && rm -rf package mathjax-*.tgz
 
+# Two editions from one source: the English build executes the chapters; the Korean one (book/locales/ko)
+# reuses their outputs from the jupyter-cache and never executes a chapter.
 book: $(STAMP) $(MATHJAX)
 	$(BIN)/jupyter-book build . $(JB_FLAGS)
-	@echo "open book/_build/html/index.html"
+	$(BIN)/python book/i18n.py html --language ko
+	@echo "open book/_build/html/index.html (English) or book/_build/html/ko/index.html (한국어)"
+
+# After editing a chapter's text: extract the English messages and merge them into book/locales/ko/**.po
+# (new ones untranslated, changed ones fuzzy); translate those, then `python book/i18n.py check`.
+catalogues: $(STAMP)
+	$(BIN)/python book/i18n.py gettext
+	$(BIN)/python book/i18n.py update
+	-$(BIN)/python book/i18n.py check
 
 clean-book:
 	rm -rf book/_build
@@ -47,11 +59,13 @@ clean-book:
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-# The browser test needs Chromium (Debian package `chromium`); install it when it is missing and we may.
+# The browser test needs Chromium (Debian package `chromium`) and, for the Korean edition, a font with Hangul
+# (`fonts-noto-cjk`); install them when they are missing and we may.
 chromium:
-	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
-	  { if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
-	    else echo "install Chromium first: sudo apt-get install chromium"; exit 1; fi; }
+	@{ command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; } && \
+	  { ! command -v fc-list >/dev/null 2>&1 || fc-list | grep -q "Noto Sans CJK"; } || \
+	  { if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; \
+	    else echo "install Chromium and a Korean font first: sudo apt-get install chromium fonts-noto-cjk"; exit 1; fi; }
 
 test: $(STAMP) $(MATHJAX) chromium
 	$(BIN)/ruff check .

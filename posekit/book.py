@@ -128,12 +128,13 @@ def _plain(value):
     raise TypeError(f"record() takes a number or string, got {type(value).__name__}")
 
 
-def record(name: str, value, *, display: bool = False):
+def record(name: str, value, *, display: bool = False, ko: str | None = None):
     """Record a chapter's key number and glue it for the prose.
 
     Args:
       name: identifier, also the myst-nb glue key (``{glue:text}`name:.3f```).
       value: a number (or a short string).
+      ko: when `value` is English words, the same words in Korean, for the Korean edition (see `glue`).
     Returns the value, so ``acc = record("acc", compute())`` reads naturally. How closely a rerun must
     reproduce the number is the tests' business: its tolerance lives in ``tests/expected/<chapter>.json``.
     """
@@ -143,16 +144,30 @@ def record(name: str, value, *, display: bool = False):
     data = json.loads(_CTX.results_path.read_text())
     data["values"][name] = {"value": plain}
     atomic_write_json(_CTX.results_path, data)
-    glue(name, plain, display=display)
+    glue(name, plain, display=display, ko=ko)
     return value
 
 
-def glue(name: str, value, display: bool = False) -> None:
+# The glue key of a glued text's translation: the Korean edition pastes `name__ko` where the prose says `name`.
+TRANSLATIONS = ("ko",)
+
+
+def translation_key(name: str, language: str) -> str:
+    return f"{name}__{language}"
+
+
+def glue(name: str, value, display: bool = False, *, ko: str | None = None) -> None:
     """myst-nb glue when running inside a notebook build; a no-op elsewhere.
 
     Numpy/JAX scalars are converted to Python numbers first, so ``{glue:text}`name:.3f``` can format them.
+    Words the code chooses for the prose (``"rises" if gain > 0 else "falls"``) need a translation for each
+    edition of the book: pass it as `ko=` ("오른다" if gain > 0 else "내린다"); it is glued as ``name__ko``, which
+    the Korean edition pastes instead (`book/_ext/editions.py`), and its build warns about glued English words
+    without one.
     """
     value = _plain(value) if not isinstance(value, str) else value
+    if ko is not None and not isinstance(ko, str):
+        raise TypeError(f"glue({name!r}, ko=...): expected the Korean text as a str, got {type(ko).__name__}")
     try:
         from IPython import get_ipython
         from myst_nb import glue as _glue
@@ -160,6 +175,8 @@ def glue(name: str, value, display: bool = False) -> None:
         return
     if get_ipython() is not None:
         _glue(name, value, display=display)
+        if ko is not None:
+            _glue(translation_key(name, "ko"), ko, display=False)
 
 
 def show_table(header, rows) -> None:

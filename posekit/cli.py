@@ -7,7 +7,7 @@
     posekit eval data/val/annotations.json results.json [--iou-type bbox] [--sigmas ...] [--per-image out.csv]
     posekit train heatmap --steps 2000 --train-size 8192    (a chapter's recipe; several hosts: --coordinator ...)
     posekit zoo list | verify [NAME ...] | train NAME ... [--all]     (the long-trained models; --zoo DIR)
-    posekit assign --out assignments [chapters/06_metrics_parts_and_keypoints.ipynb ...]   (needs the teach extra)
+    posekit assign --out assignments [--language ko] [chapters/06_metrics_parts_and_keypoints.ipynb ...]   (teach extra)
     posekit grade submissions/ --autograders assignments/autograder --out scores.csv [--jobs 2]
 
 Bad input (a missing or malformed file, a wrong argument) is one line on stderr naming what was wrong and
@@ -292,7 +292,7 @@ def _assign(args: argparse.Namespace) -> int:
     from posekit import coursework
 
     chapters = args.chapters or coursework.chapters_with_exercises(args.chapter_dir)
-    made = coursework.assign(chapters, args.out, quiet=args.quiet)
+    made = coursework.assign(chapters, args.out, quiet=args.quiet, language=args.language)
     if not args.quiet:
         n = sum(len(d["questions"]) for d in made.values())
         print(f"{len(made)} chapters, {n} questions: hand out {args.out}/student/, keep {args.out}/autograder/")
@@ -310,6 +310,12 @@ def _add_assign(sub) -> None:
     p.add_argument("chapters", nargs="*", help="chapter notebooks (default: every chapter with coding exercises)")
     p.add_argument("--out", default="assignments", help="output folder, replaced when all is written")
     p.add_argument("--chapter-dir", default="chapters", help="where to look for chapters when none are given")
+    p.add_argument(
+        "--language",
+        default="en",
+        choices=["en", "ko"],
+        help="the notebooks' text: en, or ko (Korean, from book/locales; same code, tests and autograders)",
+    )
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_assign)
 

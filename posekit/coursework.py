@@ -53,6 +53,13 @@ STUDENT_INTRO = """## Coding exercises
 Write your answer in each cell that holds `...`, then run the `grader.check(...)` cell under it: it runs the
 public tests of that exercise. Your teacher grades with more tests than these, so a passing check is a good
 sign, not a guarantee. Run the cells from here down in order; the chapter above is there to read and rerun."""
+# The student notebook's own words, per language (the chapters' text comes from the book's catalogues).
+STUDENT_INTRO_KO = """## 코딩 연습 문제
+
+`...`가 있는 각 셀에 답을 쓰고, 그 아래의 `grader.check(...)` 셀을 실행하라. 그 연습 문제의 공개 테스트가 실행된다.
+교사는 이보다 많은 테스트로 채점하므로, 검사를 통과했다는 것은 좋은 신호일 뿐 보장은 아니다. 여기서부터 아래로 셀을
+차례로 실행하라. 위쪽의 장 본문은 읽고 다시 실행해 보라고 남겨 둔 것이다."""
+LANGUAGES = ("en", "ko")
 BOOK_TAGS = ("hide-input", "remove-cell", "remove-input")
 IGNORE_TAG = "otter_ignore"
 
@@ -206,7 +213,7 @@ def test_function(source: str, name: str) -> str:
     return f"def {name}({', '.join(params)}):\n{body}"
 
 
-def prompt_markdown(source: str, ex: Exercise) -> str:
+def prompt_markdown(source: str, ex: Exercise, language: str = "en") -> str:
     """A ``{exercise}`` directive as plain Jupyter markdown (Jupyter does not render MyST directives)."""
     lines = source.strip().splitlines()
     if lines and lines[0].startswith("```{exercise}"):
@@ -214,11 +221,14 @@ def prompt_markdown(source: str, ex: Exercise) -> str:
         body = [line for line in lines[1:] if not re.match(r":\w+:", line)]
         if body and body[-1].strip() == "```":
             body = body[:-1]
-        head = (
-            f"**Exercise `{ex.name}`"
-            + (f": {title}" if title else "")
-            + f"** ({ex.points:g} {'point' if ex.points == 1 else 'points'})"
-        )
+        if language == "ko":
+            head = f"**연습 문제 `{ex.name}`" + (f": {title}" if title else "") + f"** ({ex.points:g}점)"
+        else:
+            head = (
+                f"**Exercise `{ex.name}`"
+                + (f": {title}" if title else "")
+                + f"** ({ex.points:g} {'point' if ex.points == 1 else 'points'})"
+            )
         return "\n".join([head, "", *body]).replace("~~~", "```")
     return source
 
@@ -230,18 +240,19 @@ def prompt_markdown(source: str, ex: Exercise) -> str:
 
 SOLUTION_BLOCK = re.compile(r"^(`{3,})\{solution\}.*?^\1[ \t]*$\n?", re.M | re.S)
 WITHHELD = "*(The solution to this exercise is withheld from the student notebook.)*\n"
+WITHHELD_KO = "*(이 연습 문제의 풀이는 학생용 노트북에서 빠져 있다.)*\n"
 
 
-def withhold_solutions(markdown: str) -> str:
+def withhold_solutions(markdown: str, language: str = "en") -> str:
     """The open exercises' ``{solution}`` blocks of a markdown cell, replaced by a note for the student."""
-    return SOLUTION_BLOCK.sub(WITHHELD, markdown)
+    return SOLUTION_BLOCK.sub((WITHHELD_KO if language == "ko" else WITHHELD).replace("\\", "\\\\"), markdown)
 
 
 def _raw(text: str):
     return nbformat.v4.new_raw_cell(text)
 
 
-def _plain(cell, *tags: str):
+def _plain(cell, *tags: str, language: str = "en"):
     """A copy of a chapter cell for the student: no book-only tags, no exercise metadata, no outputs."""
     c = copy.deepcopy(cell)
     c.metadata.pop("exercise", None)
@@ -253,11 +264,33 @@ def _plain(cell, *tags: str):
     if c.cell_type == "code":
         c.outputs, c.execution_count = [], None
     elif c.cell_type == "markdown":
-        c.source = withhold_solutions(c.source)
+        c.source = withhold_solutions(c.source, language)
     return c
 
 
-def master_notebook(nb, name: str, where: str = "notebook"):
+def translated_chapter(nb, language: str, locale_dir, where: str = "notebook"):
+    """A copy of chapter `nb` whose Markdown cells are in `language` (from the book's catalogue of that chapter,
+    `posekit.translation`); code cells are untouched. Raises when the catalogue lacks some of the text."""
+    from posekit.translation import load_catalogue, translate_markdown
+
+    if language not in LANGUAGES:
+        raise ValueError(f"language: expected one of {LANGUAGES}, got {language!r}")
+    out = copy.deepcopy(nb)
+    if language == "en":
+        return out
+    messages = load_catalogue(locale_dir, language, Path(where).stem)
+    missing = []
+    for cell in out.cells:
+        if cell.cell_type == "markdown":
+            cell.source, more = translate_markdown(cell.source, messages)
+            missing += more
+    if missing:
+        raise ValueError(f"{where}: {len(missing)} passages have no {language!r} translation in {locale_dir} "
+                         f"(make catalogues, then translate), e.g. {missing[0][:80]!r}")  # fmt: skip
+    return out
+
+
+def master_notebook(nb, name: str, where: str = "notebook", language: str = "en"):
     """A chapter in otter-grader's master format (``# ASSIGNMENT CONFIG``, ``# BEGIN QUESTION`` ...).
 
     The chapter's own cells before the exercise setup stay, for the student to read and run, tagged
@@ -283,23 +316,23 @@ def master_notebook(nb, name: str, where: str = "notebook"):
         if m.get("role") == "setup":
             started = True
         if m.get("role") == "intro":
-            cells.append(_plain(cell, IGNORE_TAG))
-            cells[-1].source = STUDENT_INTRO
+            cells.append(_plain(cell, IGNORE_TAG, language=language))
+            cells[-1].source = STUDENT_INTRO_KO if language == "ko" else STUDENT_INTRO
             continue
         if not started:
-            cells.append(_plain(cell, IGNORE_TAG))
+            cells.append(_plain(cell, IGNORE_TAG, language=language))
             continue
         if m.get("role") in ("solution", "test"):
             continue  # written with their prompt
         if m.get("role") != "prompt":
-            cells.append(_plain(cell))
+            cells.append(_plain(cell, language=language))
             continue
         ex = exs[m["name"]]
         if ex.name in done:
             raise ValueError(f"{where}: exercise {ex.name!r} has two prompt cells")
         done.add(ex.name)
         cells += [_raw(f"# BEGIN QUESTION\nname: {ex.name}\npoints: {ex.points:g}"), _plain(ex.prompt)]
-        cells[-1].source = prompt_markdown(ex.prompt.source, ex)
+        cells[-1].source = prompt_markdown(ex.prompt.source, ex, language)
         sol = _plain(ex.solution)
         sol.source = mark_solution(ex.solution.source, f"{where}: exercise {ex.name!r}")
         cells += [_raw("# BEGIN SOLUTION"), sol, _raw("# END SOLUTION"), _raw("# BEGIN TESTS")]
@@ -331,10 +364,13 @@ def chapters_with_exercises(chapter_dir="chapters") -> list[Path]:
     return [p for p in paths if not p.name.endswith(".out.ipynb") and exercises(read_chapter(p), str(p))]
 
 
-def assign(chapters, out, quiet: bool = False) -> dict[str, dict]:
+def assign(chapters, out, quiet: bool = False, language: str = "en", locale_dir=None) -> dict[str, dict]:
     """Write, for each chapter, ``out/student/<chapter>.ipynb`` (hand out), ``out/solutions/<chapter>.ipynb``
     and ``out/autograder/<chapter>.zip`` (keep: hidden tests). ``out`` is replaced only once every chapter
-    is done. Returns {chapter: {"student", "solutions", "autograder", "questions": {name: points}}}."""
+    is done. Returns {chapter: {"student", "solutions", "autograder", "questions": {name: points}}}.
+
+    `language` "ko" writes the notebooks' text in Korean, from the book's catalogues (`locale_dir`, default
+    ``book/locales`` beside the chapters' folder): the code, the tests and so the autograders are the same."""
     out = Path(out)
     otter = _otter()
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent if out.parent.exists() else None))
@@ -345,7 +381,9 @@ def assign(chapters, out, quiet: bool = False) -> dict[str, dict]:
         for path in map(Path, chapters):
             nb = read_chapter(path)
             stem = path.stem
-            master = master_notebook(nb, stem, str(path))
+            locales = Path(locale_dir) if locale_dir else path.resolve().parent.parent / "book" / "locales"
+            text = translated_chapter(nb, language, locales, str(path))
+            master = master_notebook(text, stem, str(path), language)
             work = tmp / ".work" / stem
             work.mkdir(parents=True)
             nbformat.write(master, work / f"{stem}.ipynb")

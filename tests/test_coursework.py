@@ -229,3 +229,37 @@ def test_grade_errors_name_the_problem(tmp_path, capsys):
     assert cli.main(["grade", str(tmp_path / "subs"), "--out", str(tmp_path / "s.csv")]) == 2
     assert "x.ipynb: not a student notebook of this book" in capsys.readouterr().err
     assert not (tmp_path / "s.csv").exists()
+
+
+def test_korean_student_notebooks_have_the_same_code_and_the_same_autograder(graded, tmp_path):
+    path = next(p for p in CHAPTERS if p.stem.startswith("06"))
+    stem = path.stem
+    made = coursework.assign([path], tmp_path / "ko", quiet=True, language="ko")
+    en = nbformat.read(graded["made"][stem]["student"], as_version=4)
+    ko = nbformat.read(made[stem]["student"], as_version=4)
+    assert [c.cell_type for c in ko.cells] == [c.cell_type for c in en.cells]
+    assert [c.source for c in ko.cells if c.cell_type == "code"] == [c.source for c in en.cells if c.cell_type == "code"]
+    prose = [c.source for c in ko.cells if c.cell_type == "markdown" and re.search("[A-Za-z가-힣]", c.source)]
+    korean = [s for s in prose if len(re.findall("[가-힣]", s)) > 0.3 * len(re.findall("[A-Za-z가-힣]", s))]
+    assert len(korean) >= 0.9 * len(prose), [s[:80] for s in prose if s not in korean][:5]
+    assert "**연습 문제 `" in json.dumps([c.source for c in ko.cells], ensure_ascii=False)
+    # a solved Korean notebook earns full marks from the English autograder
+    exs = coursework.exercises(coursework.read_chapter(path), str(path))
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    nbformat.write(_returned(made[stem]["student"], [ex.solution.source for ex in exs]), subs / f"ko-{stem}.ipynb")
+    out = tmp_path / "scores.csv"
+    autograders = Path(graded["made"][stem]["autograder"]).parent
+    assert cli.main(["grade", str(subs), "--autograders", str(autograders), "--out", str(out), "--quiet"]) == 0
+    with open(out, newline="") as f:
+        rows = {r["question"]: (float(r["score"]), float(r["possible"])) for r in csv.DictReader(f)}
+    total = sum(ex.points for ex in exs)
+    assert rows["total"] == (total, total), rows
+
+
+def test_a_chapter_without_its_translation_is_refused(tmp_path):
+    path = next(p for p in CHAPTERS if p.stem.startswith("06"))
+    with pytest.raises(FileNotFoundError, match="no 'ko' catalogue"):
+        coursework.translated_chapter(coursework.read_chapter(path), "ko", tmp_path, str(path))
+    with pytest.raises(ValueError, match="language"):
+        coursework.translated_chapter(coursework.read_chapter(path), "fr", tmp_path, str(path))

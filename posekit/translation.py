@@ -20,6 +20,8 @@ from markdown_it import MarkdownIt
 from mdit_py_plugins.colon_fence import colon_fence_plugin
 from mdit_py_plugins.deflist import deflist_plugin
 from mdit_py_plugins.dollarmath import dollarmath_plugin
+from mdit_py_plugins.myst_blocks import myst_block_plugin
+from mdit_py_plugins.myst_role import myst_role_plugin
 
 _OPTION = re.compile(r"^:[\w-]+:.*$")
 
@@ -27,7 +29,9 @@ _OPTION = re.compile(r"^:[\w-]+:.*$")
 def _parser() -> MarkdownIt:
     # the block structure MyST sees (myst-parser builds on the same markdown-it plugins)
     md = MarkdownIt("commonmark").enable("table")
-    return md.use(dollarmath_plugin).use(colon_fence_plugin).use(deflist_plugin)
+    for plugin in (dollarmath_plugin, colon_fence_plugin, deflist_plugin, myst_block_plugin, myst_role_plugin):
+        md = md.use(plugin)
+    return md
 
 
 def load_catalogue(locale_dir, language: str, page: str) -> dict[str, str]:
@@ -72,10 +76,12 @@ def translate_markdown(text: str, messages: dict[str, str]) -> tuple[str, list[s
             start = out.find(tok.info, cursor)
             if start < 0:
                 continue
-            if title and title in messages:
-                out = out[:start] + name + "} " + messages[title] + out[start + len(tok.info) :]
-            elif title:
-                missing.append(title)
+            is_label = name == "{solution" or re.fullmatch(r"[\w.:/-]+", title) is not None
+            if title and not is_label:  # an exercise's title is text; a solution's argument is a label
+                if title in messages:
+                    out = out[:start] + name + "} " + messages[title] + out[start + len(tok.info) :]
+                else:
+                    missing.append(title)
             lines = tok.content.split("\n")
             n_opt = 0
             while n_opt < len(lines) and _OPTION.match(lines[n_opt]):

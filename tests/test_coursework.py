@@ -238,7 +238,8 @@ def test_korean_student_notebooks_have_the_same_code_and_the_same_autograder(gra
     en = nbformat.read(graded["made"][stem]["student"], as_version=4)
     ko = nbformat.read(made[stem]["student"], as_version=4)
     assert [c.cell_type for c in ko.cells] == [c.cell_type for c in en.cells]
-    assert [c.source for c in ko.cells if c.cell_type == "code"] == [c.source for c in en.cells if c.cell_type == "code"]
+    code = [[c.source for c in nb.cells if c.cell_type == "code"] for nb in (ko, en)]
+    assert code[0] == code[1], "the Korean notebook's code differs from the English one"
     prose = [c.source for c in ko.cells if c.cell_type == "markdown" and re.search("[A-Za-z가-힣]", c.source)]
     korean = [s for s in prose if len(re.findall("[가-힣]", s)) > 0.3 * len(re.findall("[A-Za-z가-힣]", s))]
     assert len(korean) >= 0.9 * len(prose), [s[:80] for s in prose if s not in korean][:5]

@@ -114,3 +114,47 @@ def test_glue_takes_a_korean_variant_as_text():
     from posekit.book import translation_key
 
     assert translation_key("x_word", "ko") == editions.variant_key("x_word", "ko") == "x_word__ko"
+
+
+def test_translate_markdown_replaces_each_block_and_keeps_the_layout():
+    from posekit.translation import translate_markdown
+
+    english = """(label)=
+## The peak
+
+A heatmap's peak is the joint,
+found by `argmax`.
+
+- first item that runs
+  over two lines
+- second item
+
+| metric | unit |
+|---|---|
+| PCK | joint |
+
+```{exercise} The PCKh normalizer
+:label: ex-1
+Write `f(x)`.
+```
+
+```{solution} ex-1
+:class: dropdown
+Use numpy.
+```"""
+    messages = {
+        "The peak": "최댓값",
+        "A heatmap's peak is the joint, found by `argmax`.": "히트맵의 최댓값이 관절이며, `argmax`로 찾는다.",
+        "first item that runs over two lines": "두 줄에 걸친 첫 항목",
+        "second item": "둘째 항목",
+        "metric": "평가 지표", "unit": "단위", "PCK": "PCK", "joint": "관절",
+        "The PCKh normalizer": "PCKh의 정규화 기준", "Write `f(x)`.": "`f(x)`를 작성하라.",
+    }  # fmt: skip
+    korean, missing = translate_markdown(english, messages)
+    assert missing == ["Use numpy."]
+    assert korean.splitlines()[:2] == ["(label)=", "## 최댓값"]
+    assert "히트맵의 최댓값이 관절이며, `argmax`로 찾는다." in korean
+    assert "- 두 줄에 걸친 첫 항목\n- 둘째 항목" in korean
+    assert "| 평가 지표 | 단위 |\n|---|---|\n| PCK | 관절 |" in korean
+    assert "```{exercise} PCKh의 정규화 기준\n:label: ex-1\n`f(x)`를 작성하라.\n```" in korean
+    assert "```{solution} ex-1\n:class: dropdown\nUse numpy.\n```" in korean

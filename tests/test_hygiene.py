@@ -50,6 +50,29 @@ def test_notebook_code_fits_the_rendered_page(nb):
     assert not long, f"{nb.name}: code lines over 88 columns (cell, line): {long[:5]}"
 
 
+_BOOKKEEPING = ("posekit.record", "posekit.glue")
+_HIDDEN = {"remove-cell", "remove-input"}
+
+
+@pytest.mark.parametrize("nb", chapters(), ids=lambda p: p.stem)
+def test_bookkeeping_is_hidden_from_the_page(nb):
+    """A statement that only records a number or glues words for the prose sits in a cell the book does not
+    show (tagged remove-cell), so the page shows the code that teaches. Inside a loop that also computes,
+    the odd record call may stay."""
+    import ast
+
+    cells = json.loads(nb.read_text())["cells"]
+    shown = []
+    for i, c in enumerate(cells):
+        if c["cell_type"] != "code" or _HIDDEN & set(c.get("metadata", {}).get("tags", [])):
+            continue
+        for st in ast.parse("".join(c["source"])).body:
+            value = st.value if isinstance(st, (ast.Expr, ast.Assign)) else None
+            if isinstance(value, ast.Call) and ast.unparse(value.func) in _BOOKKEEPING:
+                shown.append((i, ast.unparse(st)[:60]))
+    assert not shown, f"{nb.name}: record/glue statements shown on the page (cell, statement): {shown[:5]}"
+
+
 @pytest.mark.parametrize("nb", chapters(), ids=lambda p: p.stem)
 def test_chapters_carry_no_test_machinery(nb):
     """Tolerances live in tests/expected, benchmarks are imported as modules: no plumbing in a reader's view.

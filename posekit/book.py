@@ -148,11 +148,9 @@ def record(name: str, value, *, display: bool = False, ko: str | None = None):
     return value
 
 
-# The glue key of a glued text's translation: the Korean edition pastes `name__ko` where the prose says `name`.
-TRANSLATIONS = ("ko",)
-
-
 def translation_key(name: str, language: str) -> str:
+    """The glue key of a glued text's translation: the Korean edition pastes `name__ko` where the prose says
+    `name` (`book/_ext/editions.py`)."""
     return f"{name}__{language}"
 
 

@@ -176,6 +176,14 @@ class KeepExerciseTitles(SphinxPostTransform):
                 wrapper.parent = node
 
 
+def _page_catalogue(transform: SphinxTransform):
+    """(translations, found, domain) of the page `transform` works on, in the build's language."""
+    domain = docname_to_domain(transform.env.docname, transform.config.gettext_compact)
+    dirs = [str(Path(transform.env.srcdir) / d) for d in transform.config.locale_dirs]
+    catalog, found = init_locale(dirs, transform.config.language, domain)
+    return catalog, found, domain
+
+
 class TranslateTocCaptions(SphinxTransform):
     """The sidebar's part captions: sphinx-external-toc inserts the toctrees (priority 100) after Sphinx has
     translated the page (20); their captions are in the root page's catalogue, applied here."""
@@ -187,10 +195,8 @@ class TranslateTocCaptions(SphinxTransform):
         toctrees = [n for n in self.document.findall(addnodes.toctree) if n.get("caption")]
         if language == SOURCE_LANGUAGE or not toctrees:
             return
-        domain = docname_to_domain(self.env.docname, self.config.gettext_compact)
-        dirs = [str(Path(self.env.srcdir) / d) for d in self.config.locale_dirs]
-        catalog, has_catalog = init_locale(dirs, language, domain)
-        if not has_catalog:
+        catalog, found, _ = _page_catalogue(self)
+        if not found:
             return
         for node in toctrees:
             caption = catalog.gettext(node["caption"])
@@ -209,10 +215,8 @@ class ReportUntranslated(SphinxTransform):
         language = self.config.language or SOURCE_LANGUAGE
         if language == SOURCE_LANGUAGE or not self.config.editions_require_translation:
             return
-        domain = docname_to_domain(self.env.docname, self.config.gettext_compact)
-        dirs = [str(Path(self.env.srcdir) / d) for d in self.config.locale_dirs]
-        _, has_catalog = init_locale(dirs, language, domain)
-        if not has_catalog:
+        _, found, domain = _page_catalogue(self)
+        if not found:
             logger.warning(f"no {language} catalogue for this page (book/locales/{language}/LC_MESSAGES/{domain}.po)",
                            location=self.env.docname, type="editions", subtype="untranslated")  # fmt: skip
             return

@@ -53,13 +53,20 @@ STUDENT_INTRO = """## Coding exercises
 Write your answer in each cell that holds `...`, then run the `grader.check(...)` cell under it: it runs the
 public tests of that exercise. Your teacher grades with more tests than these, so a passing check is a good
 sign, not a guarantee. Run the cells from here down in order; the chapter above is there to read and rerun."""
-# The student notebook's own words, per language (the chapters' text comes from the book's catalogues).
 STUDENT_INTRO_KO = """## 코딩 연습 문제
 
 `...`가 있는 각 셀에 답을 쓰고, 그 아래의 `grader.check(...)` 셀을 실행하라. 그 연습 문제의 공개 테스트가 실행된다.
 교사는 이보다 많은 테스트로 채점하므로, 검사를 통과했다는 것은 좋은 신호일 뿐 보장은 아니다. 여기서부터 아래로 셀을
 차례로 실행하라. 위쪽의 장 본문은 읽고 다시 실행해 보라고 남겨 둔 것이다."""
-LANGUAGES = ("en", "ko")
+WITHHELD = "*(The solution to this exercise is withheld from the student notebook.)*\n"
+# The student notebook's own words, per language (the chapters' text comes from the book's catalogues).
+STUDENT_WORDS = {
+    "en": dict(intro=STUDENT_INTRO, withheld=WITHHELD, exercise="Exercise",
+               points=lambda p: f"{p:g} {'point' if p == 1 else 'points'}"),
+    "ko": dict(intro=STUDENT_INTRO_KO, withheld="*(이 연습 문제의 풀이는 학생용 노트북에서 빠져 있다.)*\n",
+               exercise="연습 문제", points=lambda p: f"{p:g}점"),
+}  # fmt: skip
+LANGUAGES = tuple(STUDENT_WORDS)
 BOOK_TAGS = ("hide-input", "remove-cell", "remove-input")
 IGNORE_TAG = "otter_ignore"
 
@@ -221,14 +228,9 @@ def prompt_markdown(source: str, ex: Exercise, language: str = "en") -> str:
         body = [line for line in lines[1:] if not re.match(r":\w+:", line)]
         if body and body[-1].strip() == "```":
             body = body[:-1]
-        if language == "ko":
-            head = f"**연습 문제 `{ex.name}`" + (f": {title}" if title else "") + f"** ({ex.points:g}점)"
-        else:
-            head = (
-                f"**Exercise `{ex.name}`"
-                + (f": {title}" if title else "")
-                + f"** ({ex.points:g} {'point' if ex.points == 1 else 'points'})"
-            )
+        words = STUDENT_WORDS[language]
+        name = f"{words['exercise']} `{ex.name}`" + (f": {title}" if title else "")
+        head = f"**{name}** ({words['points'](ex.points)})"
         return "\n".join([head, "", *body]).replace("~~~", "```")
     return source
 
@@ -239,13 +241,11 @@ def prompt_markdown(source: str, ex: Exercise, language: str = "en") -> str:
 
 
 SOLUTION_BLOCK = re.compile(r"^(`{3,})\{solution\}.*?^\1[ \t]*$\n?", re.M | re.S)
-WITHHELD = "*(The solution to this exercise is withheld from the student notebook.)*\n"
-WITHHELD_KO = "*(이 연습 문제의 풀이는 학생용 노트북에서 빠져 있다.)*\n"
 
 
 def withhold_solutions(markdown: str, language: str = "en") -> str:
     """The open exercises' ``{solution}`` blocks of a markdown cell, replaced by a note for the student."""
-    return SOLUTION_BLOCK.sub((WITHHELD_KO if language == "ko" else WITHHELD).replace("\\", "\\\\"), markdown)
+    return SOLUTION_BLOCK.sub(STUDENT_WORDS[language]["withheld"].replace("\\", "\\\\"), markdown)
 
 
 def _raw(text: str):
@@ -317,7 +317,7 @@ def master_notebook(nb, name: str, where: str = "notebook", language: str = "en"
             started = True
         if m.get("role") == "intro":
             cells.append(_plain(cell, IGNORE_TAG, language=language))
-            cells[-1].source = STUDENT_INTRO_KO if language == "ko" else STUDENT_INTRO
+            cells[-1].source = STUDENT_WORDS[language]["intro"]
             continue
         if not started:
             cells.append(_plain(cell, IGNORE_TAG, language=language))

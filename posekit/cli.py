@@ -113,7 +113,8 @@ def _predict(args: argparse.Namespace) -> int:
         raise ValueError("give the trained model once: --run NAME (a run of the cache), --checkpoint PATH or "
                          "--zoo NAME (a zoo model: posekit zoo list)")  # fmt: skip
     detector = _run_folder(args.detector_run, args.detector_checkpoint, "detector-")
-    zoo = dict(zoo=args.zoo, detector_zoo=args.detector_zoo, zoo_dir=args.zoo_dir)
+    zoo = dict(zoo=args.zoo, detector_zoo=args.detector_zoo, zoo_dir=args.zoo_dir,
+               detector_flip_test=args.detector_flip)  # fmt: skip
     results, images, ids, names = predict.predict_folder(args.images, pose, detector=detector, coco=args.coco,
                                                          batch=args.batch_size, progress=not args.quiet,
                                                          **zoo)  # fmt: skip
@@ -139,8 +140,11 @@ def _add_predict(sub) -> None:
     p.add_argument("--detector-run", default=None, help="top-down: the person detector's run (detector-...)")
     p.add_argument("--detector-checkpoint", default=None, help="top-down: the detector's run folder or checkpoint")
     p.add_argument("--zoo", default=None, metavar="NAME", help="a zoo model instead of a run (e.g. td-hrnet)")
-    p.add_argument("--detector-zoo", default=None, metavar="NAME",
-                   help="top-down with --zoo: the zoo's detector (default td-detector)")  # fmt: skip
+    p.add_argument("--detector-zoo", default=None, metavar="NAME[,NAME]",
+                   help="top-down with --zoo: the zoo's detector (default td-detector); several, comma-separated: "
+                        "each at its own input, merged by Soft-NMS (chapter 4's multi-scale test)")  # fmt: skip
+    p.add_argument("--detector-flip", action="store_true",
+                   help="top-down: CenterNet's flip test for the boxes (chapter 4's pipeline uses it)")  # fmt: skip
     p.add_argument("--zoo-dir", default=None, metavar="DIR", help="the zoo folder (default: $POSEKIT_ZOO or zoo/)")
     p.add_argument("--out", required=True, help="results JSON to write (atomically)")
     p.add_argument("--draw", default=None, metavar="DIR", help="also write each image with its skeletons to DIR")

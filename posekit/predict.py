@@ -65,13 +65,16 @@ DEFAULT_ZOO_DETECTOR = "td-detector"
 
 
 def load_pipeline(pose_run=None, detector=None, *, zoo: str | None = None, detector_zoo: str | None = None,
-                  zoo_dir=None, flip_test: bool = True):  # fmt: skip
+                  zoo_dir=None, flip_test: bool = True, detector_flip_test: bool = False):  # fmt: skip
     """A function (images, image_ids) → COCO keypoint results, from a run folder (or its checkpoint file) or a
     zoo model.
 
     pose_run: a bottom-up run, or a top-down crop-model run together with `detector` (a `centernet` run). zoo:
     a zoo model's name instead of `pose_run` (a top-down one takes its boxes from `detector_zoo`, by default
-    the zoo's "td-detector", unless `detector` names a run); zoo_dir: the zoo folder (`posekit.zoo.zoo_dir`).
+    the zoo's "td-detector", unless `detector` names a run; several names separated by commas, e.g.
+    "td-detector-16x,td-detector-256": each at the input it was trained at, merged as chapter 4's multi-scale
+    test, `detection.detect_scales`); zoo_dir: the zoo folder (`posekit.zoo.zoo_dir`). flip_test: the pose
+    model's flip test; detector_flip_test: CenterNet's flip test for the boxes (chapter 4's pipeline uses both).
     """
     if (pose_run is None) == (zoo is None):
         raise ValueError("load_pipeline: give the pose model as a run folder or as a zoo name (zoo=...), not both")
@@ -92,12 +95,16 @@ def load_pipeline(pose_run=None, detector=None, *, zoo: str | None = None, detec
         detector_zoo = detector_zoo or DEFAULT_ZOO_DETECTOR
     if detector is None and detector_zoo is None:
         raise ValueError(f"{pose_run}: a top-down ({kind}) run needs a person detector run (--detector-run)")
-    det_kind, det_cfg, det = _model_of(detector) if detector is not None else _zoo_model(detector_zoo, zoo_dir)
-    if det_kind != "centernet":
-        raise ValueError(f"{detector or detector_zoo}: a {det_kind!r} model, not a person detector (centernet)")
+    names = [detector] if detector is not None else [n.strip() for n in detector_zoo.split(",") if n.strip()]
+    scales = []
+    for name in names:
+        det_kind, det_cfg, det = _model_of(name) if detector is not None else _zoo_model(name, zoo_dir)
+        if det_kind != "centernet":
+            raise ValueError(f"{name}: a {det_kind!r} model, not a person detector (centernet)")
+        scales.append((det, det_cfg["input_size"]))
 
     def run(images, image_ids):
-        return top_down(images, model, detector=det, det_input=det_cfg["input_size"], image_ids=image_ids,
+        return top_down(images, model, detector=scales, image_ids=image_ids, det_flip_test=detector_flip_test,
                         input_size=tuple(cfg["input_size"]), sigma=cfg["sigma"], flip_test=flip_test)  # fmt: skip
 
     return run

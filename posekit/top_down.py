@@ -20,7 +20,7 @@ import numpy as np
 
 from posekit import cocoio, codecs
 from posekit.crop import box_to_center_scale, crop_batch, crop_to_image
-from posekit.detection import detect
+from posekit.detection import detect, detect_scales
 from posekit.inference import flip_averaged, heatmaps_for_decoding, predict
 from posekit.metrics import resolve_sigmas
 from posekit.skeleton import COCO
@@ -135,14 +135,17 @@ def estimate_poses(images, boxes_per_image, pose_model, *, input_size, flip_test
 
 
 def top_down(images, pose_model, *, detector=None, boxes=None, image_ids=None, input_size=(128, 96),
-             det_input: int = 128, top_k: int = 20, det_threshold: float = 0.05, flip_test: bool = False,
+             det_input: int = 128, top_k: int = 20, det_threshold: float = 0.05, det_flip_test: bool = False,
+             flip_test: bool = False,
              decoder: str = "argmax", sigma: float = 1.0, nms_threshold: float | None = NMS_THRESHOLD,
              rescoring: bool = True, batch_size: int = 64, timings: dict | None = None) -> list[dict]:  # fmt: skip
     """The whole top-down pipeline over a set of images → a COCO keypoint results list. Used in chapter 4.
 
     images: (N, H, W, 3) uint8 or a list of images. Boxes come from `detector` (a CenterNet-style model, run
-    by `posekit.detection.detect` at `det_input` pixels, its `top_k` best boxes above `det_threshold`) or are
-    given as `boxes`: per image (boxes (K, 4) [x, y, w, h], scores (K,)), e.g. `gt_boxes(scenes)`.
+    by `posekit.detection.detect` at `det_input` pixels, its `top_k` best boxes above `det_threshold`, with
+    CenterNet's flip test if `det_flip_test`; or a list of (model, input size) pairs, merged by
+    `detection.detect_scales`) or are given as `boxes`: per image (boxes (K, 4) [x, y, w, h], scores (K,)),
+    e.g. `gt_boxes(scenes)`.
     pose_model: a heatmap model taking (H, W) = `input_size` crops. image_ids: the COCO ids (default 1..N).
     flip_test, decoder, sigma: as `posekit.inference.predict_keypoints`. rescoring: score = box score × mean
     joint confidence (else the box score); nms_threshold: OKS-NMS per image (None: none).
@@ -158,8 +161,11 @@ def top_down(images, pose_model, *, detector=None, boxes=None, image_ids=None, i
         raise ValueError(f"top_down: image_ids must have one id per image ({n}), got {len(image_ids)}")
     clock = {"detector": 0.0, "pose": 0.0, "post": 0.0}
     t = time.perf_counter()
-    if detector is not None:
-        boxes = detect(detector, images, input_size=det_input, top_k=top_k, threshold=det_threshold)
+    if isinstance(detector, (list, tuple)):
+        boxes = detect_scales(detector, images, top_k=top_k, threshold=det_threshold, flip_test=det_flip_test)
+    elif detector is not None:
+        boxes = detect(detector, images, input_size=det_input, top_k=top_k, threshold=det_threshold,
+                       flip_test=det_flip_test)  # fmt: skip
     clock["detector"] += time.perf_counter() - t
     t = time.perf_counter()
     poses = estimate_poses(images, boxes, pose_model, input_size=input_size, flip_test=flip_test, decoder=decoder,

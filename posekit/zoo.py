@@ -102,7 +102,7 @@ class Entry:
 
     @property
     def kind(self) -> str:
-        """"single-person", "detector", "crops" or "bottom-up": which recipe module trains it and how it is scored."""
+        """ "single-person", "detector", "crops" or "bottom-up": which recipe module trains it and how it is scored."""
         if self.recipe in MODELS:
             return "single-person"
         if self.recipe == "detector":
@@ -156,6 +156,10 @@ TD_DET256_BUDGET = 2
 # Its control at about equal compute: td-detector trained on at 128 pixels for 4× those steps (td-detector-16x:
 # both have then spent about 16× the standard detector run's FLOPs), the learning rate swept the same way.
 TD_DET256_SWEEP = dict(lrs=[5e-3, 1.5e-2], steps=300, holdout=256, train_scenes=2048)
+# HRNet trained on: td-hrnet's weights trained for as many steps again with a fresh warmup-cosine schedule (the crop
+# model's budget curve from 8× to 16× the standard run's FLOPs, a two-stage continuation like td-detector-16x's), its
+# learning rate swept from td-hrnet the same short way.
+TD_HRNET16_SWEEP = dict(lrs=[5e-3, 1.5e-2], steps=300, holdout=256, train_scenes=2048)
 
 
 def _top_down_entries() -> list[Entry]:
@@ -175,6 +179,9 @@ def _top_down_entries() -> list[Entry]:
               dict(TD_DET256_SWEEP), validations=TD_BUDGET),
         Entry("td-hrnet", "topdown-hrnet", TD_CHAPTER, "ap",
               dict(crops, steps=round(sb_steps * TD_HRNET_FLOP_SHARE), init="sp-hrnet"), dict(TD_SWEEP),
+              validations=TD_BUDGET),
+        Entry("td-hrnet-16x", "topdown-hrnet", TD_CHAPTER, "ap",
+              dict(crops, steps=round(sb_steps * TD_HRNET_FLOP_SHARE), init="td-hrnet"), dict(TD_HRNET16_SWEEP),
               validations=TD_BUDGET),
     ]  # fmt: skip
 

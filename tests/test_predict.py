@@ -108,6 +108,24 @@ def test_zoo_models_predict_as_their_runs_do(setup, tmp_path):
     assert main(_args(root, "--run", runs["topdown"], "--detector-run", runs["detector"], "--out", str(via_runs))) == 0
     assert main(_args(root, "--zoo", "td-crops", "--zoo-dir", str(tmp_path), "--out", str(via_zoo))) == 0
     assert json.loads(via_zoo.read_text()) == json.loads(via_runs.read_text())
+    # two zoo detectors, each at its own input, merged by Soft-NMS, with the detector's flip test (chapter 4)
+    models["td-detector-b"] = dict(models["td-detector"], file="td-detector.msgpack")
+    (tmp_path / MANIFEST).write_text(json.dumps({"format": 1, "models": models}))
+    via_pair = root / "td-pair.json"
+    assert main(_args(root, "--zoo", "td-crops", "--zoo-dir", str(tmp_path), "--detector-zoo",
+                      "td-detector,td-detector-b", "--detector-flip", "--out", str(via_pair))) == 0  # fmt: skip
+    from posekit.top_down import top_down
+    from posekit.zoo_files import load
+
+    folder = scenes.load_folder(root / "val" / "annotations.json", root / "val" / "images")
+    det, crops = load("td-detector", tmp_path), load("td-crops", tmp_path)
+    size = models["td-detector"]["config"]["input_size"]
+    expected = top_down(folder["images"], crops, detector=[(det, size), (det, size)], det_flip_test=True,
+                        image_ids=folder["image_ids"], input_size=tuple(models["td-crops"]["config"]["input_size"]),
+                        sigma=models["td-crops"]["config"]["sigma"], flip_test=True)  # fmt: skip
+    got = json.loads(via_pair.read_text())
+    assert len(got) == len(expected) > 0
+    assert [r["score"] for r in got] == pytest.approx([r["score"] for r in expected])
     with pytest.raises(ValueError, match="not both"):
         predict.load_pipeline(root / "cache" / "runs" / runs["topdown"], zoo="td-crops", zoo_dir=tmp_path)
     with pytest.raises(ValueError, match="a person detector's run"):

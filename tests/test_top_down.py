@@ -135,6 +135,83 @@ def _pipeline_models():
     return det, pose
 
 
+def test_soft_nms_decays_overlaps_and_keeps_distinct_boxes():
+    boxes = np.array([[0, 0, 10, 10], [0, 0, 10, 10], [1, 0, 10, 10], [50, 50, 10, 10]], float)
+    scores = np.array([0.9, 0.8, 0.7, 0.6])
+    kept, got = detection.soft_nms(boxes, scores, sigma=0.5, top_k=10)
+    # the best box stays, the distinct box keeps its score, the others are multiplied by exp(-IoU²/σ) for every
+    # box kept before them: the shifted box (IoU 90/110 with the first) now outranks the first box's twin (IoU 1)
+    decay = np.exp(-((90 / 110) ** 2) / 0.5)
+    np.testing.assert_allclose(got, [0.9, 0.6, 0.7 * decay, 0.8 * np.exp(-1 / 0.5) * decay], rtol=1e-6)
+    np.testing.assert_array_equal(kept, boxes[[0, 3, 2, 1]])
+    # a small sigma is greedy NMS with threshold 0: only the distinct box survives a threshold
+    kept, got = detection.soft_nms(boxes, scores, sigma=1e-3, threshold=0.01)
+    assert len(got) == 2 and np.array_equal(kept[1], boxes[3])
+    assert len(detection.soft_nms(boxes, scores, top_k=2)[0]) == 2
+    assert detection.soft_nms(np.zeros((0, 4)), np.zeros(0))[0].shape == (0, 4)
+    with pytest.raises(ValueError, match="sigma"):
+        detection.soft_nms(boxes, scores, sigma=0)
+
+
+def test_flip_test_averages_the_mirrored_output():
+    rng = np.random.default_rng(0)
+    logits, sizes, offsets = (
+        rng.normal(size=(2, 8, 8, 1)),
+        rng.uniform(1, 5, (2, 8, 8, 2)),
+        rng.uniform(size=(2, 8, 8, 2)),
+    )
+    out = DetectionOutput(center_logits=logits, sizes=sizes, offsets=offsets, output_stride=4)
+    mirror = DetectionOutput(center_logits=logits[:, :, ::-1], sizes=sizes[:, :, ::-1], offsets=offsets[:, :, ::-1],
+                             output_stride=4)  # fmt: skip
+    same = detection.flip_average(out, mirror)  # a detector that sees the mirror image exactly mirrored
+    np.testing.assert_allclose(same.center_logits, logits, atol=1e-6)
+    np.testing.assert_allclose(same.sizes, sizes)
+    np.testing.assert_array_equal(same.offsets, offsets)
+    flat = DetectionOutput(center_logits=np.zeros_like(logits), sizes=np.zeros_like(sizes), offsets=offsets)
+    avg = detection.flip_average(out, flat)  # probabilities (not logits) are averaged
+    np.testing.assert_allclose(1 / (1 + np.exp(-avg.center_logits)), (1 / (1 + np.exp(-logits)) + 0.5) / 2, rtol=1e-6)
+
+
+def test_multi_scale_detection_merges_the_scales():
+    det, pose = _pipeline_models()
+    det.head.out.bias[...] = det.head.out.bias[...].at[1:3].set(4.0)  # boxes of about 16 × 16 input pixels
+    images = synth.render_scenes(2, 3, 64)["images"]
+    one = detection.detect(det, images, input_size=64, top_k=5)
+    both = detection.detect_scales([(det, 64), (det, 64)], images, top_k=5, sigma=0.5)
+    for (b1, s1), (b2, s2) in zip(one, both):  # each box twice: pooled, then merged by Soft-NMS
+        ref_b, ref_s = detection.soft_nms(np.concatenate([b1, b1]), np.concatenate([s1, s1]), sigma=0.5, top_k=5)
+        np.testing.assert_allclose(s2, ref_s, rtol=1e-6)
+        np.testing.assert_allclose(b2, ref_b, rtol=1e-6)
+        assert s2[0] == s1[0] and np.allclose(b2[0], b1[0])
+    # one detector in a list: its own boxes, unmerged; the pipeline takes the list and the flip test
+    flipped = detection.detect(det, images, input_size=64, top_k=5, flip_test=True)
+    single = detection.detect_scales([(det, 64)], images, top_k=5, flip_test=True)
+    assert all(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) for a, b in zip(flipped, single))
+    via_pipeline = top_down.top_down(images, pose, detector=[(det, 64)], top_k=5, det_threshold=0.0,
+                                     det_flip_test=True, input_size=(32, 24), nms_threshold=None,
+                                     rescoring=False)  # fmt: skip
+    assert sorted(r["score"] for r in via_pipeline) == pytest.approx(sorted(np.concatenate([s for _, s in flipped])))
+
+
+def test_centre_receptive_field_is_the_window_the_gradient_reaches():
+    from posekit.analysis.top_down import centre_receptive_field
+
+    det, _ = _pipeline_models()
+    images = synth.render_scenes(2, 3, 256)["images"]
+    rf = centre_receptive_field(det, images, 256)
+    m = rf["map"]
+    assert m.shape == (256, 256) and m[128, 128] > 0 and m[0, 0] == 0 and m[-1, -1] == 0
+    ys, xs = np.nonzero(m > 0)
+    assert ys.min() > 0 and ys.max() < 255  # the window lies inside a 256-pixel input ...
+    assert rf["theoretical"] == max(np.ptp(ys), np.ptp(xs)) + 1 < 256  # ... and is measured as its side
+    assert 0 < rf["effective"] <= rf["theoretical"] + 1
+    c, r = 128, rf["effective"] // 2
+    inside = [m[c - k : c + k, c - k : c + k].sum() for k in (r, r - 1)]  # the smallest square holding 90%
+    assert inside[0] >= 0.9 * m.sum() > inside[1]
+    small = centre_receptive_field(det, images, 64)  # a small input: the window is clipped by its edges
+    assert small["theoretical"] == 64
+
+
 def test_pipeline_end_to_end_on_a_coco_folder(tmp_path):
     """`posekit synth --kind scene` output read back as a COCO folder, through the whole pipeline."""
     from posekit.cli import main

@@ -4,11 +4,15 @@
     degrade_boxes(gt_boxes(val), drop=0.2, jitter=0.1, seed=0)   # a worse "detector" made from the truth
     oracle_poses(dets, val)                      # true poses behind detected boxes: what the detector alone costs
     codec_ceiling(val, (128, 96))                # AP of perfect heatmaps at a crop size
+    centre_receptive_field(det, val["images"][:8], 256)   # the input a detector's centre cell reads
 """
 
 from __future__ import annotations
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+from flax import nnx
 
 from posekit import codecs, metrics
 from posekit.cocoio import box_results, keypoint_results
@@ -113,3 +117,32 @@ def codec_ceiling(scenes: dict, input_size, sigma: float = 1.0, output_stride: i
         kps.append(back)
     results = keypoint_results(np.asarray(ids, dtype=object), np.concatenate(kps), np.ones(len(ids)))
     return float(metrics.coco_eval(scenes["coco"], results, area_range=area_range)["AP"])
+
+
+def centre_receptive_field(detector, images, input_size: int, share: float = 0.9) -> dict:
+    """What input a CenterNet-style detector's centre cell reads, measured by gradients.
+
+    For each image (fitted into the `input_size` input as `detection.detect` does), the gradient of the centre
+    cell's outputs (centre logit, width and height) with respect to the input pixels; |gradient| summed over
+    colours and averaged over the images. Returns {"theoretical": side in input pixels of the box where the
+    gradient is non-zero (the receptive field, clipped by the input's edges), "effective": side of the
+    smallest centred square holding `share` of the gradient's magnitude, "map": the (S, S) mean magnitude}.
+    A size regressed at a person's centre can only use what this window shows of the person."""
+    from posekit.detection import to_input
+
+    graphdef, state = nnx.split(detector)
+
+    def centre(x):
+        out = nnx.merge(graphdef, state)(x, train=False)
+        h, w = out.center_logits.shape[1:3]
+        return out.center_logits[0, h // 2, w // 2, 0] + out.sizes[0, h // 2, w // 2].sum()
+
+    grad = jax.jit(jax.grad(centre))
+    x, _ = to_input(images, input_size)
+    mag = np.mean([np.abs(np.asarray(grad(jnp.asarray(x[i : i + 1])))).sum(-1)[0] for i in range(len(x))], 0)
+    ys, xs = np.nonzero(mag > 0)
+    theoretical = int(max(ys.max() - ys.min(), xs.max() - xs.min()) + 1) if len(ys) else 0
+    c, total = input_size // 2, mag.sum()
+    inside = (mag[max(c - r, 0) : c + r, max(c - r, 0) : c + r].sum() for r in range(1, input_size))
+    r = next((r for r, v in enumerate(inside, start=1) if v >= share * total), input_size)
+    return {"theoretical": theoretical, "effective": 2 * r, "map": mag}

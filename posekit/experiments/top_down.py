@@ -14,7 +14,7 @@ from __future__ import annotations
 from posekit import metrics
 from posekit.analysis.top_down import detection_metrics
 from posekit.data import shards_config
-from posekit.detection import detect
+from posekit.detection import detect, merge_scales
 from posekit.experiments.recipe import init_from, sweep, train_run
 from posekit.experiments.single_person import pose_loss_fn
 from posekit.losses import detection_loss
@@ -146,6 +146,17 @@ def lr_sweep(kind: str, lrs, *, steps: int, train_scenes: int, holdout: int = 25
             return float(metrics.coco_eval(held["coco"], res)["AP"])
 
     return sweep(train_at, score, lrs, extend=extend)
+
+
+def soft_nms_sweep(detectors, sigmas, *, holdout: int = 256, seed: int = 0, top_k: int = 20,
+                   flip_test: bool = True) -> dict:  # fmt: skip
+    """{sigma: box AP} of the multi-scale test (`detection.detect_scales`: each (model, input size) of
+    `detectors`, merged by Soft-NMS with each `sigma`) on `holdout` scenes of the training stream `seed + 1`,
+    never the validation scenes. How chapter 4 chose `detection.SOFT_NMS_SIGMA`."""
+    held = training_scenes(holdout, seed + 1)
+    per_scale = [detect(m, held["images"], input_size=s, top_k=top_k, flip_test=flip_test) for m, s in detectors]
+    return {sigma: float(detection_metrics(merge_scales(per_scale, sigma=sigma, top_k=top_k), held)["box_AP"])
+            for sigma in sigmas}  # fmt: skip
 
 
 if __name__ == "__main__":  # the learning-rate sweep behind chapter 4's settings

@@ -281,6 +281,20 @@ def decode_dark(heatmaps, kernel: int = 11, border: int = 3):
     return np.where(ok.reshape(n, j, 1), refined, fallback), maxvals
 
 
+DECODERS = ("argmax", "dark")
+
+
+def decode_heatmaps(heatmaps, decoder: str = "argmax", sigma: float = 1.0):
+    """(N, J, h, w) heatmaps → (coords (N, J, 2) in heatmap pixels, maxvals (N, J)) by `decoder`: "argmax"
+    (`decode_argmax`, the quarter-cell shift) or "dark" (`decode_dark`, its blur sized from the targets' std
+    `sigma` by `dark_kernel`, as the DARK paper does)."""
+    if decoder not in DECODERS:
+        raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
+    if decoder == "argmax":
+        return decode_argmax(heatmaps)
+    return decode_dark(heatmaps, kernel=dark_kernel(sigma))
+
+
 def soft_argmax(heatmaps, beta: float = 1.0):
     """Integral regression (Sun et al., "Integral Human Pose Regression", ECCV 2018).
 

@@ -20,7 +20,7 @@ from posekit.skeleton import COCO, KeypointSet
 
 _COMPILED: dict = {}  # (graphdef, kwargs) → jitted forward pass: one compilation per model structure
 
-DECODERS = ("argmax", "dark")
+DECODERS = codecs.DECODERS
 
 
 def _forward(model: nnx.Module, kwargs: dict):
@@ -147,8 +147,5 @@ def predict_keypoints(model, images, *, decoder: str = "argmax", flip_test: bool
     if out.coords is not None:
         return np.asarray(codecs.decode_regression(out.coords, size))
     hm = heatmaps_for_decoding(out)
-    if decoder == "argmax":
-        coords, _ = codecs.decode_argmax(hm)
-    else:
-        coords, _ = codecs.decode_dark(hm, kernel=codecs.dark_kernel(sigma))
+    coords, _ = codecs.decode_heatmaps(hm, decoder, sigma)
     return np.asarray(codecs.heatmap_to_input(coords, size, (hm.shape[3], hm.shape[2])))

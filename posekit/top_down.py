@@ -122,16 +122,29 @@ def estimate_poses(images, boxes_per_image, pose_model, *, input_size, flip_test
         x = crops.astype(np.float32) / 255.0
         out = flip_averaged(pose_model, x, batch_size, kset) if flip_test else predict(pose_model, x, batch_size)
         hm = heatmaps_for_decoding(out)
-        if decoder == "argmax":
-            cells, _ = codecs.decode_argmax(hm)
-        else:
-            cells, _ = codecs.decode_dark(hm, kernel=codecs.dark_kernel(sigma))
+        cells, _ = codecs.decode_heatmaps(hm, decoder, sigma)
         conf = joint_confidence(hm, cells)
         in_crop = np.asarray(codecs.heatmap_to_input(cells, (w, h), (hm.shape[3], hm.shape[2])))
         kps[sl, :, :2] = crop_to_image(in_crop, mats)
         kps[sl, :, 2] = conf
     _, scale = box_to_center_scale(boxes, w / h, PADDING)
     return {"image": img_of, "keypoints": kps, "box_scores": box_scores, "areas": scale.prod(1)}
+
+
+def assemble(poses: dict, image_ids, *, rescoring: bool = True, nms_threshold: float | None = NMS_THRESHOLD) -> list:
+    """The last stage of `top_down`: the poses `estimate_poses` found (one per box) → a COCO keypoint results
+    list. rescoring: score = box score × mean joint confidence (`rescore`), else the box score; nms_threshold:
+    OKS-NMS among each image's poses (None: none). image_ids: one COCO id per image of `poses["image"]`."""
+    kp, img = poses["keypoints"], poses["image"]
+    scores = rescore(poses["box_scores"], kp[..., 2]) if rescoring else poses["box_scores"]
+    keep = []
+    for i in range(len(image_ids)):
+        rows = np.flatnonzero(img == i)
+        if nms_threshold is not None and len(rows) > 1:
+            rows = rows[oks_nms(kp[rows], scores[rows], poses["areas"][rows], nms_threshold)]
+        keep.append(rows)
+    keep = np.concatenate(keep).astype(int) if keep else np.zeros(0, int)
+    return cocoio.keypoint_results(np.asarray(image_ids, dtype=object)[img[keep]], kp[keep], scores[keep])
 
 
 def top_down(images, pose_model, *, detector=None, boxes=None, image_ids=None, input_size=(128, 96),
@@ -172,16 +185,7 @@ def top_down(images, pose_model, *, detector=None, boxes=None, image_ids=None, i
                            sigma=sigma, batch_size=batch_size)  # fmt: skip
     clock["pose"] += time.perf_counter() - t
     t = time.perf_counter()
-    kp, img = poses["keypoints"], poses["image"]
-    scores = rescore(poses["box_scores"], kp[..., 2]) if rescoring else poses["box_scores"]
-    keep = []
-    for i in range(n):
-        rows = np.flatnonzero(img == i)
-        if nms_threshold is not None and len(rows) > 1:
-            rows = rows[oks_nms(kp[rows], scores[rows], poses["areas"][rows], nms_threshold)]
-        keep.append(rows)
-    keep = np.concatenate(keep).astype(int) if keep else np.zeros(0, int)
-    results = cocoio.keypoint_results(np.asarray(image_ids, dtype=object)[img[keep]], kp[keep], scores[keep])
+    results = assemble(poses, image_ids, rescoring=rescoring, nms_threshold=nms_threshold)
     clock["post"] += time.perf_counter() - t
     if timings is not None:
         for k, v in clock.items():

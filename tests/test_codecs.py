@@ -213,3 +213,16 @@ def test_codecs_reject_wrong_shapes_naming_the_input():
         codecs.regression_targets(np.zeros((1, 17, 3)), (0, 5))
     with pytest.raises(ValueError, match="channels"):
         codecs.flip_back(np.zeros((1, 16, 4, 4)), COCO)
+
+
+def test_decode_heatmaps_picks_the_decoder_by_name():
+    kp = np.array([[[10.3, 7.6, 2.0], [4.2, 12.9, 2.0]]])
+    hm, _ = codecs.heatmap_targets(kp, (96, 128), (24, 32), sigma=2.0)
+    hm = np.asarray(hm)
+    dark = codecs.decode_dark(hm, kernel=codecs.dark_kernel(2.0))
+    for name, ref in [("argmax", codecs.decode_argmax(hm)), ("dark", dark)]:
+        got = codecs.decode_heatmaps(hm, name, sigma=2.0)
+        np.testing.assert_array_equal(got[0], ref[0])
+        np.testing.assert_array_equal(got[1], ref[1])
+    with pytest.raises(ValueError, match="decoder must be one of"):
+        codecs.decode_heatmaps(hm, "softmax")

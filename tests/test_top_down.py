@@ -212,6 +212,20 @@ def test_centre_receptive_field_is_the_window_the_gradient_reaches():
     assert small["theoretical"] == 64
 
 
+def test_top_down_is_estimate_poses_then_assemble():
+    _, pose = _pipeline_models()
+    data = synth.render_scenes(2, 4, 64)
+    boxes = [
+        (np.array([[4.0, 6.0, 30.0, 50.0], [5.0, 6.0, 30.0, 50.0]]), np.array([0.9, 0.5])),
+        (np.zeros((0, 4)), np.zeros(0)),
+    ]
+    poses = top_down.estimate_poses(data["images"], boxes, pose, input_size=(32, 24))
+    for change in ({}, dict(rescoring=False), dict(nms_threshold=None)):
+        whole = top_down.top_down(data["images"], pose, boxes=boxes, image_ids=[7, 9], input_size=(32, 24), **change)
+        assert whole == top_down.assemble(poses, [7, 9], **change)
+    assert len(top_down.assemble(poses, [7, 9], nms_threshold=None)) == 2
+
+
 def test_pipeline_end_to_end_on_a_coco_folder(tmp_path):
     """`posekit synth --kind scene` output read back as a COCO folder, through the whole pipeline."""
     from posekit.cli import main

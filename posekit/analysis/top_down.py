@@ -94,11 +94,13 @@ def oracle_poses(dets, scenes: dict, image_ids=None) -> list[dict]:
     return keypoint_results(np.asarray(ids, dtype=object), np.concatenate(kps), np.concatenate(scores))
 
 
-def codec_ceiling(scenes: dict, input_size, sigma: float = 1.0, output_stride: int = 4, area_range=None) -> float:
+def codec_ceiling(scenes: dict, input_size, sigma: float = 1.0, output_stride: int = 4, area_range=None,
+                  decoder: str = "argmax") -> float:  # fmt: skip
     """Keypoint AP of perfect heatmaps: every true pose cut out of its true box at `input_size` (H, W),
-    drawn as Gaussian target maps at 1/`output_stride`, decoded (argmax, quarter-cell shift) and mapped
-    back. What the map grid alone loses at this crop size, whatever the network. area_range: (low, high) to
-    score only the people of that area (`metrics.coco_eval`); chapter 5 compares it by person size."""
+    drawn as Gaussian target maps at 1/`output_stride`, decoded (`codecs.decode_heatmaps`: by default the
+    argmax with its quarter-cell shift; "dark" refines below the cell) and mapped back. What the map grid
+    alone loses at this crop size, whatever the network. area_range: (low, high) to score only the people of
+    that area (`metrics.coco_eval`); chapter 5 compares it by person size."""
     h, w = input_size
     ids, kps = [], []
     for iid, gt in zip(scenes["image_ids"], people(scenes)):
@@ -111,7 +113,7 @@ def codec_ceiling(scenes: dict, input_size, sigma: float = 1.0, output_stride: i
         in_crop = transform_points(kp, mats)
         hm_size = (w // output_stride, h // output_stride)
         maps, _ = codecs.heatmap_targets(in_crop, (w, h), hm_size, sigma)
-        cells, _ = codecs.decode_argmax(np.asarray(maps))
+        cells, _ = codecs.decode_heatmaps(np.asarray(maps), decoder, sigma)
         back = crop_to_image(np.asarray(codecs.heatmap_to_input(cells, (w, h), hm_size)), mats)
         ids += [iid] * len(back)
         kps.append(back)

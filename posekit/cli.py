@@ -114,7 +114,7 @@ def _predict(args: argparse.Namespace) -> int:
                          "--zoo NAME (a zoo model: posekit zoo list)")  # fmt: skip
     detector = _run_folder(args.detector_run, args.detector_checkpoint, "detector-")
     zoo = dict(zoo=args.zoo, detector_zoo=args.detector_zoo, zoo_dir=args.zoo_dir,
-               detector_flip_test=args.detector_flip)  # fmt: skip
+               detector_flip_test=args.detector_flip, decoder=args.decoder)  # fmt: skip
     results, images, ids, names = predict.predict_folder(args.images, pose, detector=detector, coco=args.coco,
                                                          batch=args.batch_size, progress=not args.quiet,
                                                          **zoo)  # fmt: skip
@@ -145,6 +145,8 @@ def _add_predict(sub) -> None:
                         "each at its own input, merged by Soft-NMS (chapter 4's multi-scale test)")  # fmt: skip
     p.add_argument("--detector-flip", action="store_true",
                    help="top-down: CenterNet's flip test for the boxes (chapter 4's pipeline uses it)")  # fmt: skip
+    p.add_argument("--decoder", choices=["argmax", "dark"], default="argmax",
+                   help="top-down: heatmap decoding (default argmax; chapter 4's pipeline uses dark)")  # fmt: skip
     p.add_argument("--zoo-dir", default=None, metavar="DIR", help="the zoo folder (default: $POSEKIT_ZOO or zoo/)")
     p.add_argument("--out", required=True, help="results JSON to write (atomically)")
     p.add_argument("--draw", default=None, metavar="DIR", help="also write each image with its skeletons to DIR")

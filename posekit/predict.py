@@ -65,7 +65,8 @@ DEFAULT_ZOO_DETECTOR = "td-detector"
 
 
 def load_pipeline(pose_run=None, detector=None, *, zoo: str | None = None, detector_zoo: str | None = None,
-                  zoo_dir=None, flip_test: bool = True, detector_flip_test: bool = False):  # fmt: skip
+                  zoo_dir=None, flip_test: bool = True, detector_flip_test: bool = False,
+                  decoder: str = "argmax"):  # fmt: skip
     """A function (images, image_ids) → COCO keypoint results, from a run folder (or its checkpoint file) or a
     zoo model.
 
@@ -74,7 +75,8 @@ def load_pipeline(pose_run=None, detector=None, *, zoo: str | None = None, detec
     the zoo's "td-detector", unless `detector` names a run; several names separated by commas, e.g.
     "td-detector-16x,td-detector-256": each at the input it was trained at, merged as chapter 4's multi-scale
     test, `detection.detect_scales`); zoo_dir: the zoo folder (`posekit.zoo.zoo_dir`). flip_test: the pose
-    model's flip test; detector_flip_test: CenterNet's flip test for the boxes (chapter 4's pipeline uses both).
+    model's flip test; detector_flip_test: CenterNet's flip test for the boxes; decoder: a top-down model's
+    heatmap decoding, "argmax" or "dark" (chapter 4's pipeline uses both flip tests and DARK).
     """
     if (pose_run is None) == (zoo is None):
         raise ValueError("load_pipeline: give the pose model as a run folder or as a zoo name (zoo=...), not both")
@@ -85,6 +87,8 @@ def load_pipeline(pose_run=None, detector=None, *, zoo: str | None = None, detec
     if kind == "associative-embedding":
         if detector is not None:
             raise ValueError(f"{pose_run}: a bottom-up run needs no detector (got {detector})")
+        if decoder != "argmax":
+            raise ValueError(f"{pose_run}: a bottom-up run takes no --decoder (got {decoder})")
 
         def run(images, image_ids):
             return bottom_up(images, model, input_size=cfg["input_size"], heatmap_loss=cfg["heatmap_loss"],
@@ -105,7 +109,8 @@ def load_pipeline(pose_run=None, detector=None, *, zoo: str | None = None, detec
 
     def run(images, image_ids):
         return top_down(images, model, detector=scales, image_ids=image_ids, det_flip_test=detector_flip_test,
-                        input_size=tuple(cfg["input_size"]), sigma=cfg["sigma"], flip_test=flip_test)  # fmt: skip
+                        input_size=tuple(cfg["input_size"]), sigma=cfg["sigma"], flip_test=flip_test,
+                        decoder=decoder)  # fmt: skip
 
     return run
 

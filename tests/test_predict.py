@@ -113,7 +113,8 @@ def test_zoo_models_predict_as_their_runs_do(setup, tmp_path):
     (tmp_path / MANIFEST).write_text(json.dumps({"format": 1, "models": models}))
     via_pair = root / "td-pair.json"
     assert main(_args(root, "--zoo", "td-crops", "--zoo-dir", str(tmp_path), "--detector-zoo",
-                      "td-detector,td-detector-b", "--detector-flip", "--out", str(via_pair))) == 0  # fmt: skip
+                      "td-detector,td-detector-b", "--detector-flip", "--decoder", "dark", "--out",
+                      str(via_pair))) == 0  # fmt: skip
     from posekit.top_down import top_down
     from posekit.zoo_files import load
 
@@ -122,10 +123,11 @@ def test_zoo_models_predict_as_their_runs_do(setup, tmp_path):
     size = models["td-detector"]["config"]["input_size"]
     expected = top_down(folder["images"], crops, detector=[(det, size), (det, size)], det_flip_test=True,
                         image_ids=folder["image_ids"], input_size=tuple(models["td-crops"]["config"]["input_size"]),
-                        sigma=models["td-crops"]["config"]["sigma"], flip_test=True)  # fmt: skip
+                        sigma=models["td-crops"]["config"]["sigma"], flip_test=True, decoder="dark")  # fmt: skip
     got = json.loads(via_pair.read_text())
     assert len(got) == len(expected) > 0
     assert [r["score"] for r in got] == pytest.approx([r["score"] for r in expected])
+    np.testing.assert_allclose([r["keypoints"] for r in got], [r["keypoints"] for r in expected], rtol=1e-5)
     with pytest.raises(ValueError, match="not both"):
         predict.load_pipeline(root / "cache" / "runs" / runs["topdown"], zoo="td-crops", zoo_dir=tmp_path)
     with pytest.raises(ValueError, match="a person detector's run"):

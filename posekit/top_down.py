@@ -20,7 +20,7 @@ import numpy as np
 
 from posekit import cocoio, codecs
 from posekit.crop import box_to_center_scale, crop_batch, crop_to_image
-from posekit.detection import detect, detect_scales
+from posekit.detection import detect_scales
 from posekit.inference import flip_averaged, heatmaps_for_decoding, predict
 from posekit.metrics import resolve_sigmas
 from posekit.skeleton import COCO
@@ -174,11 +174,9 @@ def top_down(images, pose_model, *, detector=None, boxes=None, image_ids=None, i
         raise ValueError(f"top_down: image_ids must have one id per image ({n}), got {len(image_ids)}")
     clock = {"detector": 0.0, "pose": 0.0, "post": 0.0}
     t = time.perf_counter()
-    if isinstance(detector, (list, tuple)):
-        boxes = detect_scales(detector, images, top_k=top_k, threshold=det_threshold, flip_test=det_flip_test)
-    elif detector is not None:
-        boxes = detect(detector, images, input_size=det_input, top_k=top_k, threshold=det_threshold,
-                       flip_test=det_flip_test)  # fmt: skip
+    if detector is not None:
+        scales = detector if isinstance(detector, (list, tuple)) else [(detector, det_input)]
+        boxes = detect_scales(scales, images, top_k=top_k, threshold=det_threshold, flip_test=det_flip_test)
     clock["detector"] += time.perf_counter() - t
     t = time.perf_counter()
     poses = estimate_poses(images, boxes, pose_model, input_size=input_size, flip_test=flip_test, decoder=decoder,

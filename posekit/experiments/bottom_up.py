@@ -20,11 +20,18 @@ from posekit.data import shards_config
 from posekit.experiments.recipe import init_from, sweep, train_run
 from posekit.losses import TAG_WEIGHT, bottomup_loss
 from posekit.scenes import bottomup_batches, fingerprint, training_data, training_scenes
+from posekit.zoo_files import info
 
 
 def _pair(weight) -> list[float]:
     """A tag weight as [push, pull] (one number weighs both)."""
     return [float(v) for v in np.broadcast_to(np.asarray(weight, float), (2,))]
+
+
+def _init_part(init: str | None) -> str | None:
+    """What a bottom-up model takes from the zoo model `init`: all of it from a bottom-up model (training it on),
+    the body (all of HRNet but its last 1×1 conv) from a top-down HRNet."""
+    return None if init is None or info(init).get("recipe", "").startswith("bottomup-") else "body"
 
 
 def bottom_up_config(*, steps: int, train_scenes: int, higher: bool = True, variant: str = "lite",
@@ -35,7 +42,7 @@ def bottom_up_config(*, steps: int, train_scenes: int, higher: bool = True, vari
     cfg = dict(model="associative-embedding", variant=variant, higher=higher, steps=steps, train_scenes=train_scenes,
                input_size=input_size, sigma=sigma, heatmap_loss=heatmap_loss, lr=lr, batch_size=batch_size,
                seed=seed, tag_weight=_pair(TAG_WEIGHT[heatmap_loss] if tag_weight is None else tag_weight),
-               **shards_config(data_shards), **init_from(init, "trunk"))  # fmt: skip
+               **shards_config(data_shards), **init_from(init, _init_part(init)))  # fmt: skip
     if val is not None:
         cfg["val"] = fingerprint(val)
     return cfg
@@ -53,8 +60,9 @@ def train_bottom_up(*, steps: int, train_scenes: int, higher: bool = True, varia
     ((push, pull) or one number; default `posekit.losses.TAG_WEIGHT[heatmap_loss]`). `val`: a scene set on which
     the keypoint AP (`bottom_up`, flip test) is measured `validations` times along training (history "val_ap").
     data_shards > 1: each process reads only its shards of the scenes (`scenes.training_data`; another run).
-    init: a zoo HRNet (e.g. "td-hrnet") whose trunk (all but its last 1×1 conv) the model starts from, as the
-    papers start from ImageNet weights. Returns (model, history).
+    init: a zoo HRNet (e.g. "td-hrnet") whose body (all but its last 1×1 conv) the model starts from, as the
+    papers start from ImageNet weights; or a bottom-up zoo model whose every weight starts this one (training it
+    on, e.g. "bu-higherhrnet"). Returns (model, history).
     """
     cfg = bottom_up_config(steps=steps, train_scenes=train_scenes, higher=higher, variant=variant,
                            input_size=input_size, sigma=sigma, heatmap_loss=heatmap_loss, tag_weight=tag_weight, lr=lr,

@@ -29,16 +29,24 @@ def init_from(name: str | None, part: str | None = None) -> dict:
     """The config keys of a run that starts from the zoo model `name`'s weights instead of a random
     initialization (as the papers start from ImageNet weights): {"init": name, "init_sha256": its file's hash},
     so that the run is cached against those exact weights; `part` (e.g. "backbone"): only that attribute of the
-    model starts from the zoo model's (a detector from a pose model's backbone; "trunk": an HRNet's layers but its
+    model starts from the zoo model's (a detector from a pose model's backbone; "body": an HRNet's layers but its
     last, a bottom-up model from a top-down HRNet); {} for None."""
     if name is None:
         return {}
     return {"init": name, "init_sha256": info(name)["sha256"][:16], **({"init_part": part} if part else {})}
 
 
-# what init_part "trunk" copies: an HRNet's stem, transitions and stages (all but the final 1×1 conv, whose outputs
-# differ between a top-down model and a bottom-up one)
-TRUNK = ("stem", "transitions", "stages")
+# init_part "body": every layer of an HRNet but its final 1×1 conv (whose outputs differ between a top-down model and
+# a bottom-up one). (Until 2026-12-07 this part was "trunk", a list of attributes that left out HRNet's stage1, so
+# the bottom-up models started with a random first stage under a trained rest; "trunk" is no longer accepted.)
+HEAD = "final"
+
+
+def hrnet_body(model) -> list[str]:
+    """The attributes of `model`'s HRNet (the model itself, or its `hrnet`) that init_part "body" copies: all of its
+    submodules but `HEAD`."""
+    net = getattr(model, "hrnet", model)
+    return [k for k, v in vars(net).items() if isinstance(v, nnx.Module | nnx.List) and k != HEAD]
 
 
 def _start(model, cfg: dict):
@@ -51,9 +59,11 @@ def _start(model, cfg: dict):
                          f"but the zoo's {name!r} now has {have}")  # fmt: skip
     start, part = load(name), cfg.get("init_part")
     try:
-        if part == "trunk":  # an HRNet's layers up to its last 1×1 conv, wherever the two models keep their HRNet
+        if part == "body":  # an HRNet's layers up to its last 1×1 conv, wherever the two models keep their HRNet
             mine, theirs = getattr(model, "hrnet", model), getattr(start, "hrnet", start)
-            for attr in TRUNK:
+            if hrnet_body(mine) != hrnet_body(theirs):
+                raise ValueError(f"HRNet layers {hrnet_body(mine)} against {hrnet_body(theirs)}")
+            for attr in hrnet_body(mine):
                 nnx.update(getattr(mine, attr), nnx.state(getattr(theirs, attr)))
         elif part:
             nnx.update(getattr(model, part), nnx.state(getattr(start, part)))

@@ -188,10 +188,12 @@ def _top_down_entries() -> list[Entry]:
 
 # The bottom-up zoo (chapter 5). The chapter's standard profile trains HigherHRNet-lite and the 1/4-only
 # Associative Embedding model 640 steps of batch 16 on 2,048 scenes at 128 pixels; the zoo trains the same recipe
-# (`posekit.experiments.bottom_up`) on 8,192 scenes, `BU_STEPS` steps, the trunk (all of HRNet but its last 1×1
-# conv) started from td-hrnet's, as the papers start from ImageNet weights. Measured before choosing it (300 steps
-# at lr 0.01, 128 held-out training scenes): started from td-hrnet, the focal heatmap loss is 1.74 against 1.97 from
-# scratch, and 30% of the true joints have a candidate above 0.1 within 1.5 cells against 18%. The learning rate
+# (`posekit.experiments.bottom_up`) on 8,192 scenes, `BU_STEPS` steps, every layer of its HRNet but the last 1×1
+# conv started from td-hrnet's (`init_part` "body"), as the papers start from ImageNet weights. Measured for
+# HigherHRNet (300 steps at lr 0.01 on 2,048 scenes, 128 held-out training scenes): started from td-hrnet, the
+# held-out focal heatmap loss is 3.39 against 4.38 from scratch, and 81% of the true joints have a candidate above
+# 0.1 within 6 input pixels against 45%. (The first bottom-up zoo models, before 2026-12-07, started from a part
+# list that left out HRNet's stage1; they learned almost no left from right.) The learning rate
 # is the one with the lower held-out heatmap loss after 300 steps (`bottom_up.lr_sweep`; the AP of such short runs
 # is about 0 and ranks nothing).
 BU_STANDARD_STEPS = 640

@@ -29,10 +29,12 @@ from __future__ import annotations
 import numpy as np
 
 from posekit import metrics
+from posekit.analysis.bottom_up import SIZE_RANGES
 from posekit.scenes import people
 from posekit.skeleton import COCO
 
 KINDS = ("good", "jitter", "inversion", "swap", "miss")
+_GOOD, _JITTER, _INVERSION, _SWAP, _MISS = range(len(KINDS))
 GOOD, JITTER = 0.85, 0.5  # coco-analyze's `jitterKsThrs` (0.5, 0.85)
 MIN_OKS = 0.1  # the OKS at which coco-analyze pairs predictions with true people
 
@@ -56,14 +58,14 @@ def joint_kinds(pred, gts, areas, k: int, kset=COCO) -> tuple[np.ndarray, np.nda
     best_other = others.max(0) if len(others) else np.full(own.shape[1], -1.0)
     stack = np.stack([own[k], mirror[k], best_other])  # ties go to the first, as coco-analyze's argmax
     best, which = stack.max(0), stack.argmax(0)
-    kinds = np.select([best < JITTER, which == 1, which == 2, best >= GOOD], [4, 2, 3, 0], default=1)
+    kinds = np.select([best < JITTER, which == 1, which == 2, best >= GOOD], [_MISS, _INVERSION, _SWAP, _GOOD],
+                      default=_JITTER)  # fmt: skip
     return np.where(gts[k, :, 2] > 0, kinds, -1), best
 
 
 def pairs(scenes: dict, results: list, min_oks: float = MIN_OKS) -> list[tuple[int, int, int]]:
     """(result index, image index, true person index) of each prediction paired with a true person: per image,
     predictions by descending score each take the unpaired non-crowd person with the highest OKS ≥ `min_oks`."""
-    oks_of = metrics.oks
     by_image: dict = {}
     for i, r in enumerate(results):
         by_image.setdefault(r["image_id"], []).append(i)
@@ -75,7 +77,7 @@ def pairs(scenes: dict, results: list, min_oks: float = MIN_OKS) -> list[tuple[i
         if not idx or not keep.any():
             continue
         pred = np.stack([np.asarray(results[i]["keypoints"], float).reshape(-1, 3) for i in idx])
-        sim = oks_of(pred, g[keep], np.asarray(gt["areas"], float)[keep])
+        sim = metrics.oks(pred, g[keep], np.asarray(gt["areas"], float)[keep])
         people_idx = np.flatnonzero(keep)
         taken = np.zeros(len(people_idx), bool)
         for row, i in enumerate(idx):
@@ -92,18 +94,13 @@ def keypoint_errors(scenes: dict, results: list, *, ranges: dict | None = None, 
     person: {"all" and each range name: {kind: fraction, "people": paired people, "per_joint": (J, 5) fractions}}.
     ranges: {name: (low, high)} of COCO area (default `analysis.bottom_up.SIZE_RANGES`). scenes: as
     `posekit.scenes` makes them; results: a COCO keypoint results list. Used in chapters 5 and 5b."""
-    from posekit.analysis.bottom_up import SIZE_RANGES  # (the size ranges every chapter-5 analysis uses)
-
     ranges = {"all": (0.0, np.inf), **(SIZE_RANGES if ranges is None else ranges)}
-    gts = people(scenes, include_crowd=False)
     tally = {name: np.zeros((kset.num_joints, len(KINDS))) for name in ranges}
     paired = dict.fromkeys(ranges, 0)
-    for i, n, k in pairs(scenes, results):
-        g, areas = np.asarray(gts[n]["keypoints"], float), np.asarray(gts[n]["areas"], float)
-        kinds, _ = joint_kinds(np.asarray(results[i]["keypoints"], float).reshape(-1, 3), g, areas, k, kset)
+    for _, _, area, kinds, _ in _classified(scenes, results, kset):
         on = np.flatnonzero(kinds >= 0)
         for name, (lo, hi) in ranges.items():
-            if lo <= areas[k] < hi:
+            if lo <= area < hi:
                 paired[name] += 1
                 np.add.at(tally[name], (on, kinds[on]), 1)
     out = {}
@@ -113,23 +110,33 @@ def keypoint_errors(scenes: dict, results: list, *, ranges: dict | None = None, 
     return out
 
 
-def corrected(scenes: dict, results: list, kinds, kset=COCO) -> list:
-    """`results` with the joints of the given kinds (names from `KINDS`) corrected as coco-analyze corrects them:
-    moved to the true joint plus an x offset at which ks is 0.85 (jitter), 0.5 (miss) or the ks the joint
-    reached with the joint it took (inversion, swap). Predictions not paired with a true person are unchanged."""
-    want = [KINDS.index(k) for k in kinds]
-    var = (2 * np.asarray(kset.sigmas)) ** 2
+def _classified(scenes: dict, results: list, kset=COCO) -> list:
+    """For each pair of `pairs`: (result index, the true person's keypoints (J, 3), its area, the joints' kinds (J,)
+    and best ks (J,) from `joint_kinds`)."""
     gts = people(scenes, include_crowd=False)
-    out = [dict(r) for r in results]
+    out = []
     for i, n, k in pairs(scenes, results):
         g, areas = np.asarray(gts[n]["keypoints"], float), np.asarray(gts[n]["areas"], float)
+        kinds, best = joint_kinds(np.asarray(results[i]["keypoints"], float).reshape(-1, 3), g, areas, k, kset)
+        out.append((i, g[k], float(areas[k]), kinds, best))
+    return out
+
+
+def corrected(scenes: dict, results: list, kinds, kset=COCO, classified: list | None = None) -> list:
+    """`results` with the joints of the given kinds (names from `KINDS`) corrected as coco-analyze corrects them:
+    moved to the true joint plus an x offset at which ks is 0.85 (jitter), 0.5 (miss) or the ks the joint
+    reached with the joint it took (inversion, swap). Predictions not paired with a true person are unchanged.
+    classified: `_classified(scenes, results)` when the caller has it already."""
+    want = [KINDS.index(k) for k in kinds]
+    var = (2 * np.asarray(kset.sigmas)) ** 2
+    out = [dict(r) for r in results]
+    for i, truth, area, kind, best in _classified(scenes, results, kset) if classified is None else classified:
         kp = np.asarray(results[i]["keypoints"], float).reshape(-1, 3).copy()
-        kind, best = joint_kinds(kp, g, areas, k, kset)
-        target = np.select([kind == 1, kind == 4], [GOOD, JITTER], default=np.clip(best, np.spacing(1), 1.0))
-        offset = np.sqrt(-np.log(target) * 2 * areas[k] * var)  # ks(offset) = target exactly
+        target = np.select([kind == _JITTER, kind == _MISS], [GOOD, JITTER], default=np.clip(best, np.spacing(1), 1.0))
+        offset = np.sqrt(-np.log(target) * 2 * area * var)  # ks(offset) = target exactly
         fix = np.isin(kind, want)
-        kp[fix, 0] = g[k, fix, 0] + offset[fix]
-        kp[fix, 1] = g[k, fix, 1]
+        kp[fix, 0] = truth[fix, 0] + offset[fix]
+        kp[fix, 1] = truth[fix, 1]
         out[i]["keypoints"] = kp.reshape(-1).tolist()
     return out
 
@@ -137,7 +144,9 @@ def corrected(scenes: dict, results: list, kinds, kset=COCO) -> list:
 def error_impact(scenes: dict, results: list, kset=COCO) -> dict:
     """{"none": AP, kind: AP with that kind of joint error corrected (`corrected`), for jitter, inversion, swap and
     miss}: what each kind of error costs the pipeline. Used in chapters 5 and 5b."""
+    classified = _classified(scenes, results, kset)
     out = {"none": float(metrics.coco_eval(scenes["coco"], results)["AP"])}
     for kind in KINDS[1:]:
-        out[kind] = float(metrics.coco_eval(scenes["coco"], corrected(scenes, results, [kind], kset))["AP"])
+        fixed = corrected(scenes, results, [kind], kset, classified)
+        out[kind] = float(metrics.coco_eval(scenes["coco"], fixed)["AP"])
     return out

@@ -204,3 +204,20 @@ def test_untrained_heatmaps_start_at_the_prior_and_tags_do_not_start_equal():
     np.testing.assert_allclose(prob, 0.1, atol=0.01)
     np.testing.assert_allclose(1 / (1 + np.exp(-np.asarray(out.heatmaps_half))), 0.1, atol=0.01)
     assert np.asarray(out.tags).std() > 0.1
+
+
+def test_detection_threshold_sweep_scores_the_pipeline_on_held_out_scenes():
+    """Each threshold's AP is the pipeline's AP at that threshold on the training stream seed + 1's scenes."""
+    from posekit import zoo
+    from posekit.experiments.bottom_up import detection_threshold_sweep
+
+    model = zoo.load("bu-higherhrnet")
+    sweep = detection_threshold_sweep(model, (0.1, 0.4, 0.99), holdout=16)
+    assert list(sweep) == [0.1, 0.4, 0.99]
+    held = scenes.training_scenes(16, 1)
+    for t in (0.1, 0.4):
+        res = bottom_up.bottom_up(held["images"], model, image_ids=held["image_ids"], detection_threshold=t)
+        assert sweep[t] == pytest.approx(metrics.coco_eval(held["coco"], res)["AP"], abs=1e-12)
+    assert sweep[0.99] < sweep[0.4]  # almost no joint is that sure: almost nobody is found
+    with pytest.raises(ValueError, match="at least one threshold"):
+        detection_threshold_sweep(model, ())

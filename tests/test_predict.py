@@ -52,6 +52,11 @@ def test_bottom_up_run_predicts_a_folder_and_eval_reads_it(setup, capsys):
     _, _, model = predict._model_of(root / "cache" / "runs" / runs["bottomup"])
     direct = bottom_up(folder["images"], model, input_size=64, image_ids=folder["image_ids"])
     assert metrics.coco_eval(folder["coco"], results) == metrics.coco_eval(folder["coco"], direct)
+    # grouping's detection threshold (chapter 5 chooses one per model) reaches the pipeline
+    assert main(_args(root, "--coco", str(root / "val" / "annotations.json"), "--run", runs["bottomup"],
+                      "--detection-threshold", "0.02", "--out", str(out))) == 0  # fmt: skip
+    low = bottom_up(folder["images"], model, input_size=64, image_ids=folder["image_ids"], detection_threshold=0.02)
+    assert json.loads(out.read_text()) == json.loads(json.dumps(low)) != json.loads(json.dumps(direct))
     capsys.readouterr()
     assert main(["eval", str(root / "val" / "annotations.json"), str(out)]) == 0
     assert "Average Precision" in capsys.readouterr().out
@@ -142,6 +147,8 @@ def test_predict_errors_name_what_is_wrong(setup, tmp_path, capsys):
         (_args(root, "--run", runs["detector"], "--out", out), "person detector's run"),
         (_args(root, "--checkpoint", str(tmp_path / "missing.msgpack"), "--out", out), "no such file"),
         (_args(root, "--out", out), "--run NAME"),
+        (_args(root, "--run", runs["topdown"], "--detector-run", runs["detector"], "--detection-threshold", "0.3",
+               "--out", out), "takes no --detection-threshold"),
         (_args(root, "--zoo", "td-nothing", "--zoo-dir", str(tmp_path), "--out", out), "'td-nothing' is not in"),
         (["predict", "--images", str(tmp_path), "--run", runs["bottomup"], "--out", out, "--quiet"], "no images"),
     ]

@@ -15,7 +15,7 @@ import numpy as np
 
 from posekit import metrics
 from posekit.analysis.bottom_up import heldout_loss
-from posekit.bottom_up import bottom_up
+from posekit.bottom_up import bottom_up, group_images, network_maps
 from posekit.data import shards_config
 from posekit.experiments.recipe import init_from, sweep, train_run
 from posekit.losses import TAG_WEIGHT, bottomup_loss
@@ -100,6 +100,30 @@ def lr_sweep(lrs, *, higher: bool, steps: int, train_scenes: int, holdout: int =
         return float(metrics.coco_eval(held["coco"], res)["AP"]), heldout_loss(model, held, input_size=size)
 
     return sweep(train_at, score, lrs, extend=extend, rank=lambda s: -s[1])  # ranked by the held-out heatmap loss
+
+
+# Grouping's detection thresholds tried on held-out scenes (`detection_threshold_sweep`). The reference's 0.1 was
+# set for maps trained with a mean squared error toward Gaussians of peak 1; the book's focal-loss maps are
+# probabilities with a prior of 0.1, so their threshold is chosen on data, like the learning rate.
+DETECTION_THRESHOLDS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
+
+
+def detection_threshold_sweep(model, thresholds=DETECTION_THRESHOLDS, *, holdout: int = 400, seed: int = 0,
+                              input_size: int = 128, heatmap_loss: str = "focal", **group_kwargs) -> dict:  # fmt: skip
+    """{detection threshold: keypoint AP} of `model`'s pipeline (`bottom_up`, flip test) on `holdout` scenes of
+    the training stream `seed + 1` (as `lr_sweep`; never the validation scenes), grouped at each threshold from
+    one network pass; group_kwargs go to every grouping. The threshold with the highest AP is the one to use
+    (`max(sweep, key=sweep.get)`, the lower one on a tie). How chapters 5 and 5b choose it for each model."""
+    if not thresholds:
+        raise ValueError("detection_threshold_sweep: thresholds must name at least one threshold, got none")
+    held = training_scenes(holdout, seed + 1)
+    maps = network_maps(model, held["images"], input_size=input_size, flip_test=True, heatmap_loss=heatmap_loss)
+    out = {}
+    for t in thresholds:
+        res = group_images(*maps, input_size=input_size, image_ids=held["image_ids"], detection_threshold=float(t),
+                           **group_kwargs)  # fmt: skip
+        out[float(t)] = float(metrics.coco_eval(held["coco"], res)["AP"])
+    return out
 
 
 if __name__ == "__main__":  # the learning-rate sweep behind chapter 5's settings

@@ -8,9 +8,9 @@ A recipe (`single_person`, `top_down`, `bottom_up`) says what is particular to i
 training data and its batches, the loss, and what validation measures. Everything else is here: the model is
 `posekit.models.build_model(cfg)` seeded with `cfg["seed"]` (or started from a zoo model's weights, `init_from`),
 trained by `posekit.train.fit` with Adam and a
-warmup-cosine schedule peaking at `cfg["lr"]` for `cfg["steps"]` steps, checkpointed four times in
-`posekit.checkpoint.run_dir(kind, cfg)` (so a run is cached by its config, loaded when finished and resumed
-when interrupted).
+warmup-cosine schedule peaking at `cfg["lr"]` for `cfg["steps"]` steps, checkpointed four times (at least every
+`CKPT_MAX_EVERY` steps) in `posekit.checkpoint.run_dir(kind, cfg)` (so a run is cached by its config, loaded when
+finished and resumed when interrupted).
 """
 
 from __future__ import annotations
@@ -40,6 +40,8 @@ def init_from(name: str | None, part: str | None = None) -> dict:
 # a bottom-up one). (Until 2026-12-07 this part was "trunk", a list of attributes that left out HRNet's stage1, so
 # the bottom-up models started with a random first stage under a trained rest; "trunk" is no longer accepted.)
 HEAD = "final"
+# A long run loses at most this many steps when it is stopped (a zoo run of hours, across sessions).
+CKPT_MAX_EVERY = 1000
 
 
 def hrnet_body(model) -> list[str]:
@@ -88,8 +90,8 @@ def train_run(kind: str, cfg: dict, *, loss_fn, batches, validate=None, validati
     if cfg.get("init"):
         model = _start(model, cfg)
     return fit(model, loss_fn, batches, steps, lr=cfg["lr"], ckpt_dir=run_dir(kind, cfg),
-               ckpt_every=max(steps // 4, 50), validate=validate, val_every=max(steps // validations, 1),
-               progress=progress, desc=desc)  # fmt: skip
+               ckpt_every=max(min(steps // 4, CKPT_MAX_EVERY), 50), validate=validate,
+               val_every=max(steps // validations, 1), progress=progress, desc=desc)  # fmt: skip
 
 
 def sweep(train_at: Callable, score: Callable, lrs, *, extend: int = 0, rank: Callable | None = None) -> dict:

@@ -115,7 +115,7 @@ def _predict(args: argparse.Namespace) -> int:
     detector = _run_folder(args.detector_run, args.detector_checkpoint, "detector-")
     zoo = dict(zoo=args.zoo, detector_zoo=args.detector_zoo, zoo_dir=args.zoo_dir,
                detector_flip_test=args.detector_flip, decoder=args.decoder,
-               detection_threshold=args.detection_threshold)  # fmt: skip
+               detection_threshold=args.detection_threshold, tag_threshold=args.tag_threshold)  # fmt: skip
     results, images, ids, names = predict.predict_folder(args.images, pose, detector=detector, coco=args.coco,
                                                          batch=args.batch_size, progress=not args.quiet,
                                                          **zoo)  # fmt: skip
@@ -151,6 +151,9 @@ def _add_predict(sub) -> None:
     p.add_argument("--detection-threshold", type=float, default=None, metavar="T",
                    help="bottom-up: grouping's detection threshold (default 0.1, the reference's; chapter 5 "
                         "chooses one per model on held-out scenes)")  # fmt: skip
+    p.add_argument("--tag-threshold", type=float, default=None, metavar="T",
+                   help="bottom-up: grouping's tag threshold (default 1, the reference's; chapter 5 chooses one per "
+                        "model on held-out scenes)")  # fmt: skip
     p.add_argument("--zoo-dir", default=None, metavar="DIR", help="the zoo folder (default: $POSEKIT_ZOO or zoo/)")
     p.add_argument("--out", required=True, help="results JSON to write (atomically)")
     p.add_argument("--draw", default=None, metavar="DIR", help="also write each image with its skeletons to DIR")

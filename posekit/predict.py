@@ -66,7 +66,8 @@ DEFAULT_ZOO_DETECTOR = "td-detector"
 
 def load_pipeline(pose_run=None, detector=None, *, zoo: str | None = None, detector_zoo: str | None = None,
                   zoo_dir=None, flip_test: bool = True, detector_flip_test: bool = False,
-                  decoder: str = "argmax", detection_threshold: float | None = None):  # fmt: skip
+                  decoder: str = "argmax", detection_threshold: float | None = None,
+                  tag_threshold: float | None = None):  # fmt: skip
     """A function (images, image_ids) → COCO keypoint results, from a run folder (or its checkpoint file) or a
     zoo model.
 
@@ -77,8 +78,9 @@ def load_pipeline(pose_run=None, detector=None, *, zoo: str | None = None, detec
     test, `detection.detect_scales`); zoo_dir: the zoo folder (`posekit.zoo.zoo_dir`). flip_test: the pose
     model's flip test; detector_flip_test: CenterNet's flip test for the boxes; decoder: a top-down model's
     heatmap decoding, "argmax" or "dark" (chapter 4's pipeline uses both flip tests and DARK);
-    detection_threshold: a bottom-up model's grouping threshold (None: `posekit.grouping.group`'s, the reference's
-    0.1; chapter 5 chooses one per model on held-out scenes, `experiments.bottom_up.detection_threshold_sweep`).
+    detection_threshold, tag_threshold: a bottom-up model's grouping thresholds (None: `posekit.grouping.group`'s,
+    the reference's 0.1 and 1; chapter 5 chooses them per model on held-out scenes, `experiments.bottom_up.
+    grouping_sweep`).
     """
     if (pose_run is None) == (zoo is None):
         raise ValueError("load_pipeline: give the pose model as a run folder or as a zoo name (zoo=...), not both")
@@ -91,16 +93,18 @@ def load_pipeline(pose_run=None, detector=None, *, zoo: str | None = None, detec
             raise ValueError(f"{pose_run}: a bottom-up run needs no detector (got {detector})")
         if decoder != "argmax":
             raise ValueError(f"{pose_run}: a bottom-up run takes no --decoder (got {decoder})")
-        grouping = {} if detection_threshold is None else dict(detection_threshold=float(detection_threshold))
+        grouping = {k: float(v) for k, v in (("detection_threshold", detection_threshold),
+                                             ("tag_threshold", tag_threshold)) if v is not None}  # fmt: skip
 
         def run(images, image_ids):
             return bottom_up(images, model, input_size=cfg["input_size"], heatmap_loss=cfg["heatmap_loss"],
                              image_ids=image_ids, flip_test=flip_test, **grouping)  # fmt: skip
 
         return run
-    if detection_threshold is not None:
-        raise ValueError(f"{pose_run}: a top-down ({kind}) run takes no --detection-threshold (grouping's, bottom-up "
-                         f"only; got {detection_threshold})")  # fmt: skip
+    for name, v in (("detection", detection_threshold), ("tag", tag_threshold)):
+        if v is not None:
+            raise ValueError(f"{pose_run}: a top-down ({kind}) run takes no --{name}-threshold (grouping's, bottom-up "
+                             f"only; got {v})")  # fmt: skip
     if detector is None and zoo is not None:
         detector_zoo = detector_zoo or DEFAULT_ZOO_DETECTOR
     if detector is None and detector_zoo is None:
@@ -155,7 +159,7 @@ def predict_folder(image_dir, pose_run=None, *, detector=None, coco=None, batch:
                    **zoo):  # fmt: skip
     """Results (a COCO keypoint results list) of a pipeline over a folder, `batch` images at a time, with a
     progress bar; also returns the images, ids and file names (for drawing). zoo: `load_pipeline`'s other
-    keywords (zoo, detector_zoo, zoo_dir, decoder, detection_threshold, ...)."""
+    keywords (zoo, detector_zoo, zoo_dir, decoder, detection_threshold, tag_threshold, ...)."""
     from tqdm import tqdm
 
     pipe = load_pipeline(pose_run, detector, **zoo)

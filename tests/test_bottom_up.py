@@ -206,18 +206,26 @@ def test_untrained_heatmaps_start_at_the_prior_and_tags_do_not_start_equal():
     assert np.asarray(out.tags).std() > 0.1
 
 
-def test_detection_threshold_sweep_scores_the_pipeline_on_held_out_scenes():
-    """Each threshold's AP is the pipeline's AP at that threshold on the training stream seed + 1's scenes."""
+def test_grouping_sweep_scores_the_pipeline_on_held_out_scenes():
+    """Each threshold's AP is the pipeline's AP there on the training stream seed + 1's scenes: the detection
+    threshold at the reference's tag threshold, then the tag threshold at the chosen detection threshold."""
     from posekit import zoo
-    from posekit.experiments.bottom_up import detection_threshold_sweep
+    from posekit.experiments.bottom_up import grouping_sweep
 
     model = zoo.load("bu-higherhrnet")
-    sweep = detection_threshold_sweep(model, (0.1, 0.4, 0.99), holdout=16)
-    assert list(sweep) == [0.1, 0.4, 0.99]
+    sweep = grouping_sweep(model, (0.1, 0.4, 0.99), (1.0, 3.0), holdout=16)
+    assert list(sweep["detection"]) == [0.1, 0.4, 0.99] and list(sweep["tag"]) == [1.0, 3.0]
     held = scenes.training_scenes(16, 1)
-    for t in (0.1, 0.4):
-        res = bottom_up.bottom_up(held["images"], model, image_ids=held["image_ids"], detection_threshold=t)
-        assert sweep[t] == pytest.approx(metrics.coco_eval(held["coco"], res)["AP"], abs=1e-12)
-    assert sweep[0.99] < sweep[0.4]  # almost no joint is that sure: almost nobody is found
+
+    def ap(**kwargs):
+        res = bottom_up.bottom_up(held["images"], model, image_ids=held["image_ids"], **kwargs)
+        return metrics.coco_eval(held["coco"], res)["AP"]
+
+    assert sweep["detection"][0.4] == pytest.approx(ap(detection_threshold=0.4), abs=1e-12)
+    assert sweep["detection"][0.99] < sweep["detection"][0.4]  # almost no joint is that sure: almost nobody is found
+    best = max(sweep["detection"], key=sweep["detection"].get)
+    assert sweep["tag"][3.0] == pytest.approx(ap(detection_threshold=best, tag_threshold=3.0), abs=1e-12)
+    assert sweep["chosen"] == {"detection_threshold": best,
+                               "tag_threshold": max(sweep["tag"], key=sweep["tag"].get)}  # fmt: skip
     with pytest.raises(ValueError, match="at least one threshold"):
-        detection_threshold_sweep(model, ())
+        grouping_sweep(model, (), (1.0,))

@@ -52,10 +52,11 @@ def test_bottom_up_run_predicts_a_folder_and_eval_reads_it(setup, capsys):
     _, _, model = predict._model_of(root / "cache" / "runs" / runs["bottomup"])
     direct = bottom_up(folder["images"], model, input_size=64, image_ids=folder["image_ids"])
     assert metrics.coco_eval(folder["coco"], results) == metrics.coco_eval(folder["coco"], direct)
-    # grouping's detection threshold (chapter 5 chooses one per model) reaches the pipeline
+    # grouping's thresholds (chapter 5 chooses them per model) reach the pipeline
     assert main(_args(root, "--coco", str(root / "val" / "annotations.json"), "--run", runs["bottomup"],
-                      "--detection-threshold", "0.02", "--out", str(out))) == 0  # fmt: skip
-    low = bottom_up(folder["images"], model, input_size=64, image_ids=folder["image_ids"], detection_threshold=0.02)
+                      "--detection-threshold", "0.02", "--tag-threshold", "0.5", "--out", str(out))) == 0  # fmt: skip
+    low = bottom_up(folder["images"], model, input_size=64, image_ids=folder["image_ids"], detection_threshold=0.02,
+                    tag_threshold=0.5)  # fmt: skip
     assert json.loads(out.read_text()) == json.loads(json.dumps(low)) != json.loads(json.dumps(direct))
     capsys.readouterr()
     assert main(["eval", str(root / "val" / "annotations.json"), str(out)]) == 0

@@ -241,3 +241,15 @@ def test_the_bottom_up_zoo_trains_at_top_downs_total_compute():
     per_step = 3 * flops(AssociativeEmbedding("lite", higher=True, rngs=nnx.Rngs(0)), (1, size, size, 3))
     assert zoo.BU_STEPS == settings["steps"] == round((top_down - chain) / (per_step * settings["batch_size"]))
     assert zoo.ENTRIES["bu-ae"].settings["steps"] == zoo.BU_STEPS
+
+
+def test_the_longer_bottom_up_models_continue_to_their_total_budget():
+    """bu-higherhrnet-16x (and -64x): bu-higherhrnet's recipe, started from all of its weights, trained until the
+    two runs together have spent 16× (64×) the standard profile's steps."""
+    base = zoo.ENTRIES["bu-higherhrnet"].settings
+    assert set(zoo.BU_LONGER) <= set(zoo.BU_LONGER_PLANNED)
+    for k in zoo.BU_LONGER:
+        entry = zoo.ENTRIES[f"bu-higherhrnet-{k}x"]
+        assert entry.settings == dict(base, init="bu-higherhrnet", steps=entry.settings["steps"])
+        assert base["steps"] + entry.settings["steps"] == k * zoo.BU_STANDARD_STEPS
+        assert "init_part" not in zoo.recipe_config(f"bu-higherhrnet-{k}x", 1e-2)  # all of its weights

@@ -102,28 +102,39 @@ def lr_sweep(lrs, *, higher: bool, steps: int, train_scenes: int, holdout: int =
     return sweep(train_at, score, lrs, extend=extend, rank=lambda s: -s[1])  # ranked by the held-out heatmap loss
 
 
-# Grouping's detection thresholds tried on held-out scenes (`detection_threshold_sweep`). The reference's 0.1 was
+# Grouping's thresholds tried on held-out scenes (`grouping_sweep`). The reference's detection threshold, 0.1, was
 # set for maps trained with a mean squared error toward Gaussians of peak 1; the book's focal-loss maps are
-# probabilities with a prior of 0.1, so their threshold is chosen on data, like the learning rate.
+# probabilities with a prior of 0.1. Its tag threshold, 1, was set for its tags. So both are chosen on data for each
+# model, like the learning rate.
 DETECTION_THRESHOLDS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
+TAG_THRESHOLDS = (0.5, 1.0, 2.0, 4.0)
 
 
-def detection_threshold_sweep(model, thresholds=DETECTION_THRESHOLDS, *, holdout: int = 400, seed: int = 0,
-                              input_size: int = 128, heatmap_loss: str = "focal", **group_kwargs) -> dict:  # fmt: skip
-    """{detection threshold: keypoint AP} of `model`'s pipeline (`bottom_up`, flip test) on `holdout` scenes of
-    the training stream `seed + 1` (as `lr_sweep`; never the validation scenes), grouped at each threshold from
-    one network pass; group_kwargs go to every grouping. The threshold with the highest AP is the one to use
-    (`max(sweep, key=sweep.get)`, the lower one on a tie). How chapters 5 and 5b choose it for each model."""
-    if not thresholds:
-        raise ValueError("detection_threshold_sweep: thresholds must name at least one threshold, got none")
+def grouping_sweep(model, detection=DETECTION_THRESHOLDS, tag=TAG_THRESHOLDS, *, holdout: int = 400, seed: int = 0,
+                   input_size: int = 128, heatmap_loss: str = "focal") -> dict:  # fmt: skip
+    """Grouping's two thresholds chosen for `model` on `holdout` scenes of the training stream `seed + 1` (as
+    `lr_sweep`; never the validation scenes), one after the other from one network pass (`bottom_up`'s, flip
+    test): the detection threshold at the reference's tag threshold (1), then the tag threshold at the chosen
+    detection threshold, each the one with the highest keypoint AP (the lower one on a tie).
+
+    Returns {"detection": {threshold: AP}, "tag": {threshold: AP}, "chosen": {"detection_threshold": d,
+    "tag_threshold": t}}; "chosen" is what `bottom_up` and `group` take. How chapters 5 and 5b set each model's
+    grouping."""
+    if not detection or not tag:
+        raise ValueError(f"grouping_sweep: detection and tag must each name at least one threshold, got "
+                         f"{list(detection)} and {list(tag)}")  # fmt: skip
     held = training_scenes(holdout, seed + 1)
     maps = network_maps(model, held["images"], input_size=input_size, flip_test=True, heatmap_loss=heatmap_loss)
-    out = {}
-    for t in thresholds:
-        res = group_images(*maps, input_size=input_size, image_ids=held["image_ids"], detection_threshold=float(t),
-                           **group_kwargs)  # fmt: skip
-        out[float(t)] = float(metrics.coco_eval(held["coco"], res)["AP"])
-    return out
+
+    def ap(**kwargs):
+        res = group_images(*maps, input_size=input_size, image_ids=held["image_ids"], **kwargs)
+        return float(metrics.coco_eval(held["coco"], res)["AP"])
+
+    det = {float(d): ap(detection_threshold=float(d), tag_threshold=1.0) for d in detection}
+    best_det = max(det, key=det.get)
+    tags = {float(t): ap(detection_threshold=best_det, tag_threshold=float(t)) for t in tag}
+    best_tag = max(tags, key=tags.get)
+    return {"detection": det, "tag": tags, "chosen": {"detection_threshold": best_det, "tag_threshold": best_tag}}
 
 
 if __name__ == "__main__":  # the learning-rate sweep behind chapter 5's settings

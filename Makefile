@@ -69,7 +69,7 @@ chromium:
 
 test: $(STAMP) $(MATHJAX) chromium
 	$(BIN)/ruff check .
-	JAX_PLATFORMS=cpu $(BIN)/python -m pytest -q -ra --durations=15
+	JAX_PLATFORMS=cpu $(BIN)/python -m pytest -q -ra --durations=15 -n 2 --dist loadfile  # two workers: tests/conftest.py
 
 PROFILE ?= quick
 chapter: $(STAMP)

@@ -32,3 +32,19 @@ def run_chapter(tmp_path_factory):
         return value
 
     return run
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """`make test` runs two pytest-xdist workers with `--dist loadfile` (each test file whole on one worker, its
+    module fixtures set up once). The chapter tests and the book's share one scope: the book builds from the
+    chapters that `run_chapter` executed, once per worker, so on two workers they would run twice."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class ChaptersWithTheBook(LoadFileScheduling):
+        def _split_scope(self, nodeid):
+            scope = super()._split_scope(nodeid)
+            return "chapters and the book" if scope.endswith(("test_chapters.py", "test_book.py")) else scope
+
+    return ChaptersWithTheBook(config, log)

@@ -1,7 +1,8 @@
 """COCO person_keypoints JSON: read, validate, build and write: the one place that builds COCO records.
 
 Builders (every other module and chapter calls these): `person_category`, `annotation`, `make_coco`
-(a whole ground-truth dict), `keypoint_results` and `box_results` (results lists as evaluators read them).
+(a whole ground-truth dict), `keypoint_results` and `box_results` (results lists as evaluators read them),
+`resample_images` (a bootstrap sample of ground truth and results).
 Readers: `read_json` (any JSON file, with the position of a syntax error), `load_coco` (read and validate).
 
 A COCO keypoint file is one JSON object with three lists::
@@ -409,6 +410,36 @@ def annotations_by_image(coco: dict) -> dict:
     for ann in coco["annotations"]:
         out.setdefault(ann["image_id"], []).append(ann)
     return out
+
+
+def resample_images(coco: dict, image_ids, *results) -> tuple:
+    """A bootstrap sample: the ground truth and results lists over `image_ids`, images drawn with replacement.
+
+    The k-th drawn image becomes image id k + 1, and its annotations and detections are copied under that id
+    (annotation ids renumbered 1, 2, ...), so an image drawn twice counts twice in an evaluation, as two images.
+    Returns (coco, results_1, results_2, ...): one resampled list per results list given. Used by
+    `posekit.metrics.bootstrap`.
+    """
+    by_image = annotations_by_image(coco)
+    images = {img["id"]: img for img in coco["images"]}
+    drawn = [_plain(i) for i in np.asarray(image_ids).reshape(-1).tolist()]
+    unknown = sorted({i for i in drawn if i not in images}, key=str)
+    if unknown:
+        raise ValueError(f"image_ids: expected ids of the ground truth's images, found {len(unknown)} that are not "
+                         f"(first: {unknown[0]!r})")  # fmt: skip
+    dets = []
+    for r in results:
+        grouped: dict = {}
+        for d in r:
+            grouped.setdefault(d["image_id"], []).append(d)
+        dets.append(grouped)
+    out_images, out_anns, out_dets = [], [], [[] for _ in results]
+    for k, i in enumerate(drawn, start=1):
+        out_images.append({**images[i], "id": k})
+        out_anns += [{**a, "id": len(out_anns) + n + 1, "image_id": k} for n, a in enumerate(by_image[i])]
+        for out, grouped in zip(out_dets, dets):
+            out += [{**d, "image_id": k} for d in grouped.get(i, ())]
+    return ({**coco, "images": out_images, "annotations": out_anns}, *out_dets)
 
 
 def annotation_arrays(coco: dict, image_id=None, *, include_crowd: bool = True) -> dict:

@@ -210,8 +210,8 @@ BU_CHAPTER = "05_bottom_up"
 # (held-out heatmap loss after 300 steps: 1.770 / 1.778 / 1.845 at 0.003 / 0.01 / 0.0333, so 0.003; a sweep this
 # short favours a low rate for a warm start, which a long run might not).
 BU_LONGER_PLANNED = (16, 64)
-# The continuations in the zoo so far (64×, about 3.5 hours on 2 cores, trains across sessions from the run cache).
-BU_LONGER = (16,)
+# The continuations in the zoo (64×: 280 min of training on 2 cores, resumed across sessions from the run cache).
+BU_LONGER = (16, 64)
 BU_LONGER_SWEEP = dict(lrs=[1e-2, 3.33e-2], steps=300, holdout=128, train_scenes=2048, extend=1)
 
 

@@ -269,3 +269,19 @@ def test_annotation_builder_counts_keypoints_and_defaults_the_box():
     assert ann["num_keypoints"] == 2 and ann["bbox"] == [10.0, 20.0, 20.0, 40.0] and ann["area"] == 800.0
     assert ann["keypoints"][2] == 2 and type(ann["keypoints"][2]) is int and ann["head_box"][0] == 1.2
     assert cocoio.person_category()["skeleton"][0] == [i + 1 for i in COCO.links[0]]
+
+
+def test_resample_images_copies_each_drawn_image_under_a_new_id():
+    coco = small_dataset()
+    res = [{"image_id": 9, "category_id": 1, "keypoints": [1.0] * 51, "score": 0.5},
+           {"image_id": 7, "category_id": 1, "keypoints": [2.0] * 51, "score": 0.7}]  # fmt: skip
+    g, r = cocoio.resample_images(coco, [9, 9, 7], res)
+    assert [img["id"] for img in g["images"]] == [1, 2, 3]
+    assert [img["file_name"] for img in g["images"]] == ["b.png", "b.png", "a.png"]
+    assert [a["image_id"] for a in g["annotations"]] == [1, 1, 2, 2, 3, 3]  # image 9: a person and a crowd region
+    assert [a["id"] for a in g["annotations"]] == [1, 2, 3, 4, 5, 6]
+    assert [(d["image_id"], d["score"]) for d in r] == [(1, 0.5), (2, 0.5), (3, 0.7)]
+    cocoio.validate_coco(g)  # a valid ground truth; the inputs are untouched
+    assert [a["image_id"] for a in coco["annotations"]] == [7, 7, 9, 9] and res[0]["image_id"] == 9
+    with pytest.raises(ValueError, match=r"image_ids: .*1 that are not \(first: 8\)"):
+        cocoio.resample_images(coco, [7, 8])

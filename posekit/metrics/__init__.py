@@ -3,11 +3,13 @@
   person   PCP, PCPm, PCK, PCKh, PDJ, the PCK curve and AUC, and their normalizers (chapters 2, 3, 6)
   oks      object keypoint similarity, exactly as pycocotools computes it (chapter 7)
   coco     COCO AP/AR for keypoints (OKS) and boxes (IoU), identical to pycocotools, vectorized (chapters 3, 4, 7)
+  bootstrap  a paired bootstrap interval of an AP difference over the evaluated images (chapter 5)
 
 Everything a chapter needs is importable from here: `from posekit.metrics import coco_eval, pck, oks`.
 """
 
 from posekit.metrics._inputs import resolve_sigmas
+from posekit.metrics.bootstrap import paired_ap_difference
 from posekit.metrics.coco import (
     AREA_RANGES,
     BOX_STAT_NAMES,
@@ -56,6 +58,7 @@ __all__ = [
     "format_summary",
     "head_size",
     "oks",
+    "paired_ap_difference",
     "pck",
     "pck_auc",
     "pck_curve",

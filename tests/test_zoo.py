@@ -253,3 +253,19 @@ def test_the_longer_bottom_up_models_continue_to_their_total_budget():
         assert entry.settings == dict(base, init="bu-higherhrnet", steps=entry.settings["steps"])
         assert base["steps"] + entry.settings["steps"] == k * zoo.BU_STANDARD_STEPS
         assert "init_part" not in zoo.recipe_config(f"bu-higherhrnet-{k}x", 1e-2)  # all of its weights
+
+
+def test_the_256_pixel_bottom_up_model_spends_the_16x_continuations_compute():
+    """bu-higherhrnet-256: bu-higherhrnet's recipe at 256 pixels, from all of its weights, for as many training
+    FLOPs as bu-higherhrnet-16x at 128 (`BU_256_FLOP_SHARE`, recomputed here), at that continuation's rate."""
+    from posekit.models import flops
+    from posekit.models.bottom_up import AssociativeEmbedding
+
+    model = nnx.eval_shape(lambda: AssociativeEmbedding("lite", higher=True, rngs=nnx.Rngs(0)))
+    ratio = flops(model, (1, 128, 128, 3)) / flops(model, (1, 256, 256, 3))
+    assert ratio == pytest.approx(zoo.BU_256_FLOP_SHARE, rel=1e-9)
+    entry, control = zoo.ENTRIES["bu-higherhrnet-256"], zoo.ENTRIES["bu-higherhrnet-16x"]
+    assert entry.settings == dict(control.settings, input_size=256, steps=entry.settings["steps"], lr=zoo.BU_256_LR)
+    assert entry.settings["steps"] == round(control.settings["steps"] * zoo.BU_256_FLOP_SHARE)
+    assert entry.lr_sweep is None and zoo.info("bu-higherhrnet-16x")["lr"] == zoo.BU_256_LR
+    assert "init_part" not in zoo.recipe_config("bu-higherhrnet-256", zoo.BU_256_LR)  # all of its weights
